@@ -1,0 +1,31 @@
+"""The one clock: everything that stamps a time asks here, so tests can move it."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time as _time
+from collections.abc import Callable
+
+_now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.timezone.utc)
+
+
+def now() -> _dt.datetime:
+    return _now()
+
+
+def now_ns() -> int:
+    return _time.time_ns()
+
+
+def set_clock(fn: Callable[[], _dt.datetime] | None) -> None:
+    """Replace the clock (tests); ``None`` restores the real one."""
+    global _now
+    _now = fn or (lambda: _dt.datetime.now(_dt.timezone.utc))
+
+
+def iso(t: _dt.datetime) -> str:
+    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(s: str) -> _dt.datetime:
+    return _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc)

@@ -1,0 +1,137 @@
+"""Read files into stored chunks: cut, hash, encode and write on a worker pool.
+
+A file is read once. Its regions (from the formats layer) are cut into pieces:
+fixed pieces inside tensors, content-defined chunks elsewhere. Each piece goes
+to a worker that hashes it (BLAKE3) and, if the store lacks it, encodes and
+writes it. zstd and BLAKE3 release the GIL, so workers run in parallel; at most
+``2 × workers`` pieces are in flight, so memory stays flat whatever the size.
+
+A file that changes while it is read (stat before and after differ) is read
+again; after ``TRIES`` attempts the snapshot fails with FileKeptChanging.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import blake3
+from pyfastcdc import FastCDC
+
+from amber import faults
+from amber.errors import FileKeptChanging
+from amber.formats import PIECE, Region, plan_regions
+from amber.progress import Progress
+from amber.store.objects import ObjectStore, Stored
+
+TRIES = 4
+_READ = 16 << 20
+_CDC = FastCDC(avg_size=1 << 20, min_size=256 << 10, max_size=PIECE)
+
+
+class FileChanged(Exception):
+    """Internal: the file changed under the reader."""
+
+
+class ChunkWriter:
+    """Hashes pieces and writes the ones the store does not have yet."""
+
+    def __init__(
+        self, store: ObjectStore, known: set[str], pool: ThreadPoolExecutor, workers: int, progress: Progress
+    ) -> None:
+        self.store = store
+        self.known = known
+        self.pool = pool
+        self.window = 2 * workers
+        self.progress = progress
+        self.new: dict[str, Stored] = {}
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _work(self, data: bytes | memoryview, itemsize: int) -> tuple[str, int]:
+        oid = blake3.blake3(data).hexdigest()
+        with self._lock:
+            fresh = oid not in self.known and oid not in self._claimed
+            if fresh:
+                self._claimed.add(oid)
+        if fresh:
+            try:
+                stored = self.store.put(data, itemsize=itemsize, oid=oid)
+            except BaseException:
+                with self._lock:
+                    self._claimed.discard(oid)
+                raise
+            with self._lock:
+                self.new[oid] = stored
+        self.progress.advance(len(data))
+        return oid, len(data)
+
+    def read_file(self, path: str) -> tuple[os.stat_result, tuple[tuple[str, int], ...]]:
+        """Store ``path``; return the stat it was read under and its chunks."""
+        for attempt in range(TRIES):
+            try:
+                return self._read_once(path)
+            except FileChanged:
+                time.sleep(0.05 * (attempt + 1))
+        raise FileKeptChanging(path, TRIES)
+
+    def _read_once(self, path: str) -> tuple[os.stat_result, tuple[tuple[str, int], ...]]:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            before = os.fstat(fd)
+            inflight: deque[Future[tuple[str, int]]] = deque()
+            chunks: list[tuple[str, int]] = []
+            for data, itemsize in _pieces(fd, plan_regions(path, before.st_size), before.st_size):
+                inflight.append(self.pool.submit(self._work, data, itemsize))
+                while len(inflight) > self.window:
+                    chunks.append(inflight.popleft().result())
+            chunks.extend(f.result() for f in inflight)
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if _sig(before) != _sig(after) or _sig(after) != _sig(os.stat(path, follow_symlinks=False)):
+            raise FileChanged(path)
+        return after, tuple(chunks)
+
+
+def _sig(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def _read_exact(fd: int, offset: int, length: int) -> bytes:
+    faults.io_fault("read")
+    data = os.pread(fd, length, offset)
+    if len(data) != length:  # shrank while we read it
+        raise FileChanged(str(fd))
+    return data
+
+
+def _pieces(fd: int, regions: list[Region], size: int) -> Iterator[tuple[bytes | memoryview, int]]:
+    if sum(r.length for r in regions) != size:  # a planner bug must never lose bytes
+        regions = [Region(0, size, 0, cdc=True)] if size else []
+    for region in regions:
+        if region.cdc:
+            yield from _cdc_pieces(fd, region)
+        else:
+            end = region.offset + region.length
+            for off in range(region.offset, end, PIECE):
+                yield _read_exact(fd, off, min(PIECE, end - off)), region.itemsize
+
+
+def _cdc_pieces(fd: int, region: Region) -> Iterator[tuple[bytes | memoryview, int]]:
+    pos, end = region.offset, region.offset + region.length
+    carry = b""
+    while pos < end:
+        block = _read_exact(fd, pos, min(_READ, end - pos))
+        pos += len(block)
+        buf = carry + block if carry else block
+        cuts = list(_CDC.cut_buf(buf))
+        last = pos >= end
+        keep = cuts if last else cuts[:-1]
+        for cut in keep:
+            yield memoryview(buf)[cut.offset : cut.offset + cut.length], 0
+        carry = b"" if last else bytes(memoryview(buf)[cuts[-1].offset :])

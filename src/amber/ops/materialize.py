@@ -1,0 +1,74 @@
+"""Write a version's files into a new folder, checking every chunk's hash.
+
+Used by restore (into a staging folder next to the model folder) and export.
+Folders are created first, then files, then symlinks last, so no write ever
+passes through a link; files are opened with O_EXCL|O_NOFOLLOW under folders
+this module created itself. Everything written is fsynced before returning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from amber import faults
+from amber.ops.context import Context
+from amber.store.atomic import fsync_dir
+from amber.types import FileEntry
+
+
+def materialize(ctx: Context, root: str, entries: Sequence[FileEntry], dest: str) -> None:
+    """Create ``dest`` (must not exist) holding exactly ``entries``."""
+    total = sum(e.size for e in entries)
+    ctx.progress.start("restore", total)
+    try:
+        with ThreadPoolExecutor(max_workers=ctx.workers, thread_name_prefix="amber-read") as pool:
+            if root == "file":
+                _write_file(ctx, pool, dest, entries[0])
+                fsync_dir(os.path.dirname(dest) or ".")
+                return
+            os.mkdir(dest, 0o700)
+            dirs = [e for e in entries if e.type == "dir"]
+            for d in dirs:
+                os.mkdir(os.path.join(dest, d.path), 0o700)
+            for e in entries:
+                if e.type == "file":
+                    _write_file(ctx, pool, os.path.join(dest, e.path), e)
+            for e in entries:
+                if e.type == "symlink":
+                    os.symlink(e.target or "", os.path.join(dest, e.path))
+            for d in sorted(dirs, key=lambda d: d.path.count("/"), reverse=True):
+                path = os.path.join(dest, d.path)
+                fsync_dir(path)
+                os.chmod(path, d.mode)
+            fsync_dir(dest)
+            os.chmod(dest, 0o755)
+    finally:
+        ctx.progress.finish()
+
+
+def _write_file(ctx: Context, pool: ThreadPoolExecutor, path: str, entry: FileEntry) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        inflight: deque[Future[bytes]] = deque()
+        for oid, _ in entry.chunks:
+            inflight.append(pool.submit(ctx.store.get, oid))
+            if len(inflight) > 2 * ctx.workers:
+                _write_all(ctx, fd, inflight.popleft().result())
+        while inflight:
+            _write_all(ctx, fd, inflight.popleft().result())
+        os.fchmod(fd, entry.mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(ctx: Context, fd: int, data: bytes) -> None:
+    faults.io_fault("write")
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+    ctx.progress.advance(len(data))

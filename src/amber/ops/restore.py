@@ -1,0 +1,143 @@
+"""Restore: back up the current folder, stage the version, verify, swap.
+
+Invariants:
+
+1. The model folder is never written in place: the version is materialised in
+   a staging folder beside it (same filesystem), every chunk hash-checked, and
+   swapped in whole (see ``amber.ops.swap``).
+2. The current state is in the store (a ``backup`` version, or an existing
+   version with the same content) before the swap.
+3. A journal exists from just before the swap until the old tree is removed;
+   :func:`recover` finishes or undoes whatever a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+from amber import clock, faults
+from amber.errors import Conflict
+from amber.catalog import queries
+from amber.ops import locks, manifest, swap
+from amber.ops.context import Context
+from amber.ops.inuse import check_idle
+from amber.ops.materialize import materialize
+from amber.ops.record import commit
+from amber.ops.snapshot import VersionInfo, capture, find_equal, stat_rows_for
+from amber.types import FileEntry, Version
+
+
+def load_manifest(ctx: Context, version: Version) -> tuple[str, list[FileEntry]]:
+    return manifest.decode(ctx.store.get(version.manifest))
+
+
+def staging_path(folder: str, purpose: str) -> str:
+    parent, name = os.path.split(folder.rstrip(os.sep))
+    return os.path.join(parent, f".{name}.amber-{purpose}-{secrets.token_hex(4)}")
+
+
+def backup(ctx: Context, folder: str, model: str, model_id: int, target: Version) -> tuple[str | None, str | None]:
+    """Back up ``folder``: (new backup id, None) or (None, id of the equal version)."""
+    if not os.path.lexists(folder):
+        return None, None
+    cap = capture(ctx, folder, model_id)
+    equal = find_equal(ctx, model_id, cap.manifest_id)
+    if equal is not None:
+        return None, equal
+    info = VersionInfo(label=f"auto-backup before restoring {target.ref}", kind="backup")
+    return commit(ctx, cap, model=model, folder=folder, info=info), None
+
+
+def restore(ctx: Context, version: Version, folder: str, *, force: bool) -> tuple[str | None, str | None]:
+    """Make ``folder`` equal ``version``. Returns (backup id, equal version id)."""
+    with locks.model(ctx.amber, version.model), locks.store(ctx.amber, exclusive=False):
+        if not force and os.path.lexists(folder):
+            check_idle(folder, os.path.relpath(folder))
+        model_id = ctx.catalog.query("SELECT id FROM models WHERE name = ?", (version.model,))[0]["id"]
+        root, entries = load_manifest(ctx, version)
+        backup_id, equal_id = backup(ctx, folder, version.model, model_id, version)
+        faults.crash_point("restore.backup_done")
+        staging = staging_path(folder, "staging")
+        try:
+            materialize(ctx, root, entries, staging)
+            if root == "dir" and os.path.isdir(folder):
+                os.chmod(staging, os.stat(folder).st_mode & 0o7777)
+        except BaseException:
+            swap.remove_tree(staging)
+            raise
+        faults.crash_point("restore.staged")
+        doc = {
+            "op": "restore",
+            "model": version.model,
+            "version": version.id,
+            "folder": folder,
+            "staging": staging,
+            "old": swap.identity(folder),
+            "new": swap.identity(staging),
+            "read_ns": clock.now_ns(),
+        }
+        swap.write_journal(ctx.amber, version.model, doc)
+        faults.crash_point("restore.journaled")
+        swap.swap_in(staging, folder)
+        faults.crash_point("restore.swapped")
+        _finish(ctx, doc, swapped=True)
+    return backup_id, equal_id
+
+
+def _record_head(ctx: Context, doc: dict[str, Any]) -> None:
+    """The folder now holds ``doc['version']``: make it the model's head."""
+    rows = ctx.catalog.query("SELECT model_id FROM versions WHERE id = ?", (doc["version"],))
+    if not rows:
+        return
+    model_id = rows[0]["model_id"]
+    root, entries = manifest.decode(ctx.store.get(_manifest_of(ctx, doc["version"])))
+    stat_rows = stat_rows_for(doc["folder"], root, entries, doc["read_ns"])
+    with ctx.catalog.transaction() as db:
+        db.execute("UPDATE models SET head = ? WHERE id = ?", (doc["version"], model_id))
+        queries.replace_stat_cache(db, model_id, stat_rows)
+
+
+def _manifest_of(ctx: Context, version_id: str) -> str:
+    return str(ctx.catalog.query("SELECT manifest FROM versions WHERE id = ?", (version_id,))[0]["manifest"])
+
+
+def _finish(ctx: Context, doc: dict[str, Any], *, swapped: bool) -> None:
+    if swapped:
+        _record_head(ctx, doc)
+        faults.crash_point("restore.committed")
+    for leftover in (doc["staging"], doc["staging"] + ".old"):
+        if swap.identity(leftover) in (doc["old"], doc["new"]):
+            swap.remove_tree(leftover)
+    swap.clear_journal(ctx.amber, doc["model"])
+
+
+def recover(ctx: Context) -> list[str]:
+    """Finish or undo restores a crash interrupted; return what was done."""
+    folder = os.path.join(ctx.amber, "journal")
+    done: list[str] = []
+    if not os.path.isdir(folder):
+        return done
+    for name in sorted(os.listdir(folder)):
+        doc = swap.read_journal(os.path.join(folder, name))
+        if doc is None or doc.get("op") != "restore":
+            continue
+        try:
+            with locks.model(ctx.amber, doc["model"], wait=False):
+                done.append(_recover_one(ctx, doc))
+        except Conflict:  # a live restore holds it; the next command tries again
+            continue
+    return done
+
+
+def _recover_one(ctx: Context, doc: dict[str, Any]) -> str:
+    now = swap.identity(doc["folder"])
+    old_aside = doc["staging"] + ".old"
+    if now is not None and now == doc["new"]:
+        _finish(ctx, doc, swapped=True)
+        return f"finished restoring {doc['folder']}"
+    if now is None and doc["old"] is not None and swap.identity(old_aside) == doc["old"]:
+        os.rename(old_aside, doc["folder"])
+    _finish(ctx, doc, swapped=False)
+    return f"undid an interrupted restore of {doc['folder']}"

@@ -1,0 +1,293 @@
+"""The repository: the one facade every front end calls."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import errno
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from amber import formats
+from amber.catalog import queries
+from amber.catalog.db import Catalog
+from amber.errors import (
+    AmberError,
+    AmbiguousRef,
+    InvalidInput,
+    ModelNotFound,
+    Refused,
+    RepoExists,
+    RepoNotFound,
+    StorageError,
+    VersionNotFound,
+)
+from amber.ids import VersionRef, check_name
+from amber.ops import delete as delete_op
+from amber.ops import locks, record, restore as restore_op
+from amber.ops.context import Context
+from amber.ops.materialize import materialize
+from amber.ops.scan import AMBER_DIR, check_source
+from amber.ops.snapshot import VersionInfo, capture
+from amber.ops.swap import remove_tree
+from amber.progress import NullProgress, Progress
+from amber.types import DeleteResult, Model, RestoreResult, Version
+
+FORMAT_VERSION = 1
+
+
+def find_root(start: str | os.PathLike[str] | None = None) -> str:
+    """The folder holding ``.amber/``: $AMBER_REPO, or walking up from ``start``."""
+    if start is None and os.environ.get("AMBER_REPO"):
+        start = os.environ["AMBER_REPO"]
+    here = os.path.abspath(start or os.getcwd())
+    probe = here
+    while True:
+        if os.path.isdir(os.path.join(probe, AMBER_DIR)):
+            return probe
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            raise RepoNotFound(here)
+        probe = parent
+
+
+@contextlib.contextmanager
+def _disk(what: str) -> Iterator[None]:
+    """Turn a raw OSError from the disk into one clear StorageError."""
+    try:
+        yield
+    except AmberError:
+        raise
+    except OSError as exc:
+        raise _storage_error(exc, what) from None
+
+
+def _storage_error(exc: OSError, what: str) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        message = f"no space left on the device while {what}; nothing was changed"
+        hint = "free some space (or 'amber delete' old versions) and try again"
+    else:
+        message = f"{what} failed: {exc.strerror or exc} ({exc.filename or 'I/O'}); nothing was changed"
+        hint = "check the disk, then run 'amber verify'"
+    return StorageError(message, hint=hint)
+
+
+class Repo:
+    """An Amber repository. ``Repo()`` finds ``.amber/`` upward from the working directory."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, progress: Progress | None = None) -> None:
+        self.root = find_root(path)
+        amber = os.path.join(self.root, AMBER_DIR)
+        from amber.store.objects import ObjectStore
+
+        self._ctx = Context(
+            root=self.root,
+            amber=amber,
+            store=ObjectStore(os.path.join(amber, "objects")),
+            catalog=Catalog(os.path.join(amber, "catalog.db")),
+            progress=progress or NullProgress(),
+        )
+        restore_op.recover(self._ctx)
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str] = ".") -> Repo:
+        root = os.path.abspath(path)
+        amber = os.path.join(root, AMBER_DIR)
+        if os.path.exists(amber):
+            raise RepoExists(root)
+        os.makedirs(root, exist_ok=True)
+        tmp = os.path.join(root, f".amber-init-{os.getpid()}")
+        os.makedirs(os.path.join(tmp, "objects"))
+        os.makedirs(os.path.join(tmp, "locks"))
+        os.makedirs(os.path.join(tmp, "journal"))
+        with open(os.path.join(tmp, "config.json"), "w") as fh:
+            fh.write('{"format": %d}\n' % FORMAT_VERSION)
+        Catalog(os.path.join(tmp, "catalog.db")).close()
+        os.rename(tmp, amber)
+        return cls(root)
+
+    @property
+    def path(self) -> str:
+        return self.root
+
+    def close(self) -> None:
+        self._ctx.catalog.close()
+
+    def __enter__(self) -> Repo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def set_progress(self, progress: Progress | None) -> None:
+        self._ctx.progress = progress or NullProgress()
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def models(self) -> list[Model]:
+        return queries.models(self._ctx.catalog)
+
+    def versions(self, model: str | None = None) -> list[Version]:
+        """Every version, newest first (of one model if given)."""
+        if model is not None:
+            self._model_row(model)
+        return queries.versions(self._ctx.catalog, model)
+
+    def get(self, ref: str, *, files: bool = False) -> Version:
+        version = self._resolve(ref)
+        if files:
+            root, entries = restore_op.load_manifest(self._ctx, version)
+            version = _with_files(version, entries)
+        return version
+
+    def usage(self, ref: str) -> list[dict[str, Any]]:
+        return queries.events(self._ctx.catalog, self._resolve(ref).id)
+
+    def _model_row(self, name: str) -> Any:
+        row = queries.model_row(self._ctx.catalog, name)
+        if row is None:
+            raise ModelNotFound(name, queries.model_names(self._ctx.catalog))
+        return row
+
+    def _resolve(self, text: str) -> Version:
+        ref = VersionRef.parse(text)
+        cat = self._ctx.catalog
+        if ref.prefix is not None:
+            found = queries.version_rows(cat, "v.id LIKE ?", [ref.prefix + "%"])
+            if len(found) > 1:
+                raise AmbiguousRef(text, [f"{v.ref} ({v.short_id()})" for v in found[:10]])
+            if found:
+                return found[0]
+            if queries.model_row(cat, text) is not None:
+                return self._resolve(f"{text}:latest")
+            raise VersionNotFound(text, self._close_matches(text))
+        if ref.model is None:
+            names = queries.model_names(cat)
+            if len(names) > 1:
+                raise AmbiguousRef(text, [f"{n}:{text}" for n in names])
+            if not names:
+                raise VersionNotFound(text)
+            return self._resolve(f"{names[0]}:{text}")
+        row = queries.model_row(cat, ref.model)
+        if row is None:
+            raise VersionNotFound(text, self._close_matches(text))
+        if ref.number is not None:
+            found = queries.version_rows(cat, "v.model_id = ? AND v.number = ?", [row["id"], ref.number])
+        else:
+            target = queries.alias_target(cat, row["id"], ref.alias or "latest")
+            found = queries.version_rows(cat, "v.id = ?", [target]) if target else []
+        if not found:
+            raise VersionNotFound(text, self._close_matches(text))
+        return found[0]
+
+    def _close_matches(self, text: str) -> list[str]:
+        refs = [v.ref for v in queries.versions(self._ctx.catalog)]
+        refs += [f"{m}:latest" for m in queries.model_names(self._ctx.catalog)]
+        return difflib.get_close_matches(text, refs, n=3, cutoff=0.5)
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def snapshot(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        model: str | None = None,
+        name: str | None = None,
+        notes: str = "",
+        iteration: int | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model_type: str | None = None,
+        kind: str = "manual",
+    ) -> Version:
+        """Record the folder (or file) at ``path`` as a new version of ``model``."""
+        source = check_source(os.fspath(path), self.root)
+        model = check_name(model or os.path.basename(source.rstrip(os.sep)))
+        found = formats.detect(source)
+        info = VersionInfo(
+            label=name or "",
+            kind=kind,
+            iteration=iteration if iteration is not None else found.iteration,
+            metrics={**found.metrics, **(metrics or {})},
+            notes=notes,
+            model_type=model_type or found.model_type or "generic",
+            tags=list(tags or []),
+            metadata={**found.metadata, **(metadata or {})},
+        )
+        info.check()
+        ctx = self._ctx
+        with _disk(f"snapshotting '{path}'"):
+            with locks.model(ctx.amber, model), locks.store(ctx.amber, exclusive=False):
+                row = queries.model_row(ctx.catalog, model)
+                model_id = row["id"] if row is not None else None
+                try:
+                    cap = capture(ctx, source, model_id)
+                    vid = record.commit(ctx, cap, model=model, folder=source, info=info)
+                except record.StaleCache as stale:
+                    record.drop_stat_cache(ctx, stale.model_id)
+                    cap = capture(ctx, source, stale.model_id)
+                    vid = record.commit(ctx, cap, model=model, folder=source, info=info)
+        return self._resolve(vid)
+
+    def model_folder(self, model: str) -> str:
+        row = self._model_row(model)
+        if not row["path"]:
+            raise InvalidInput(f"model '{model}' has no folder on this machine", hint="use 'amber export' instead")
+        return os.path.normpath(os.path.join(self.root, row["path"]))
+
+    def restore(self, ref: str, *, force: bool = False) -> RestoreResult:
+        """Make the model's folder equal version ``ref``, backing up the current state first."""
+        version = self._resolve(ref)
+        folder = self.model_folder(version.model)
+        with _disk(f"restoring {version.ref}"):
+            backup_id, equal_id = restore_op.restore(self._ctx, version, folder, force=force)
+        backup = self._resolve(backup_id) if backup_id else None
+        equal = self._resolve(equal_id) if equal_id else None
+        return RestoreResult(version=self._resolve(version.id), backup=backup, equal_to=equal, path=folder)
+
+    def delete(self, ref: str, *, force: bool = False) -> DeleteResult:
+        """Delete version ``ref`` and every chunk no other version needs."""
+        version = self._resolve(ref)
+        pinned = [a for a in version.aliases if a != "latest"]
+        if pinned and not force:
+            raise Refused(
+                f"{version.ref} carries the alias{'es' if len(pinned) > 1 else ''} {', '.join(pinned)}",
+                hint="move the alias first, or pass --force",
+            )
+        with _disk(f"deleting {version.ref}"):
+            freed, removed = delete_op.delete_versions(self._ctx, [version.id])
+        return DeleteResult(version=version, freed_bytes=freed, chunks_removed=removed)
+
+    def export(self, ref: str, dest: str | os.PathLike[str]) -> str:
+        """Write version ``ref`` to ``dest`` (which must not exist); the model folder is untouched."""
+        version = self._resolve(ref)
+        target = os.path.abspath(dest)
+        if os.path.lexists(target):
+            raise InvalidInput(f"'{dest}' already exists; export writes a new folder")
+        if not os.path.isdir(os.path.dirname(target)):
+            raise InvalidInput(f"the folder '{os.path.dirname(dest) or '.'}' does not exist")
+        root, entries = restore_op.load_manifest(self._ctx, version)
+        staging = restore_op.staging_path(target, "export")
+        with _disk(f"exporting {version.ref}"):
+            try:
+                materialize(self._ctx, root, entries, staging)
+                os.rename(staging, target)
+            except BaseException:
+                remove_tree(staging)
+                raise
+        self._record_use(version, "export", target)
+        return target
+
+    def _record_use(self, version: Version, kind: str, who: str | None) -> None:
+        from amber import clock
+
+        with self._ctx.catalog.transaction() as db:
+            queries.add_event(db, version.id, kind, who, clock.iso(clock.now()))
+
+
+def _with_files(version: Version, entries: Sequence[Any]) -> Version:
+    from dataclasses import replace
+
+    return replace(version, files=tuple(entries))

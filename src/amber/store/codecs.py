@@ -1,0 +1,109 @@
+"""Chunk codecs: how a chunk's raw bytes become the bytes on disk, and back.
+
+An encoded chunk is a 16-byte header followed by the payload:
+
+    0  4  magic b"AMB1"
+    4  1  codec  (RAW, ZSTD, GROUPED: byte planes then zstd)
+    5  1  item size for GROUPED (2, 4 or 8), else 0
+    6  2  reserved, zero
+    8  8  raw size, little-endian
+
+Decoding always ends with a hash check of the raw bytes, done by the store.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+
+import numpy as np
+import zstandard
+
+from amber.errors import Corruption
+
+MAGIC = b"AMB1"
+HEADER = struct.Struct("<4sBBHQ")
+RAW, ZSTD, GROUPED = 0, 1, 2
+CODEC_NAMES = {RAW: "raw", ZSTD: "zstd", GROUPED: "grouped-zstd"}
+MAX_CHUNK = 1 << 30  # larger than any chunk or manifest Amber writes; a bigger header is damage
+_KEEP_RAW_ABOVE = 0.97  # compressed/raw above this: store raw, decoding is then a copy
+
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    key = f"c{level}"
+    comp = getattr(_local, key, None)
+    if comp is None:
+        comp = zstandard.ZstdCompressor(level=level)
+        setattr(_local, key, comp)
+    return comp
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    dec = getattr(_local, "d", None)
+    if dec is None:
+        dec = _local.d = zstandard.ZstdDecompressor()
+    return dec
+
+
+def group_bytes(raw: bytes | memoryview, itemsize: int) -> bytes:
+    """Byte planes: all first bytes of the elements, then all second bytes, ...
+
+    A trailing part shorter than one element is appended unchanged.
+    """
+    whole = len(raw) - len(raw) % itemsize
+    arr = np.frombuffer(raw, dtype=np.uint8, count=whole)
+    planes = arr.reshape(-1, itemsize).T.tobytes()
+    return planes + bytes(raw[whole:])
+
+
+def ungroup_bytes(data: bytes, itemsize: int) -> bytes:
+    whole = len(data) - len(data) % itemsize
+    arr = np.frombuffer(data, dtype=np.uint8, count=whole)
+    elems = arr.reshape(itemsize, -1).T.tobytes()
+    return elems + data[whole:]
+
+
+def encode(raw: bytes | memoryview, itemsize: int = 0) -> tuple[int, list[bytes]]:
+    """Encode ``raw``; ``itemsize`` > 1 marks float elements worth grouping.
+
+    Returns the codec and the parts to write (header first).
+    """
+    size = len(raw)
+    if itemsize in (2, 4, 8) and size >= 4 * itemsize:
+        payload = _compressor(1).compress(group_bytes(raw, itemsize))
+        codec = GROUPED
+    else:
+        payload = _compressor(3).compress(raw)
+        codec, itemsize = ZSTD, 0
+    if len(payload) > size * _KEEP_RAW_ABOVE:
+        return RAW, [HEADER.pack(MAGIC, RAW, 0, 0, size), bytes(raw)]
+    return codec, [HEADER.pack(MAGIC, codec, itemsize, 0, size), payload]
+
+
+def read_header(blob: bytes) -> tuple[int, int, int]:
+    """(codec, itemsize, raw size) of an encoded chunk, or Corruption."""
+    if len(blob) < HEADER.size:
+        raise Corruption("chunk is shorter than its header")
+    magic, codec, itemsize, _, size = HEADER.unpack_from(blob)
+    if magic != MAGIC or codec not in CODEC_NAMES or size > MAX_CHUNK:
+        raise Corruption("chunk header is damaged")
+    return codec, itemsize, size
+
+
+def decode(blob: bytes) -> bytes:
+    codec, itemsize, size = read_header(blob)
+    body = memoryview(blob)[HEADER.size :]
+    try:
+        if codec == RAW:
+            raw = bytes(body)
+        else:
+            raw = _decompressor().decompress(body, max_output_size=size)
+            if codec == GROUPED:
+                raw = ungroup_bytes(raw, itemsize)
+    except zstandard.ZstdError as exc:
+        raise Corruption(f"chunk does not decompress: {exc}") from None
+    if len(raw) != size:
+        raise Corruption(f"chunk decodes to {len(raw)} bytes, header says {size}")
+    return raw

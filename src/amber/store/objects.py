@@ -1,0 +1,106 @@
+"""The content-addressed object store: chunks and manifests, by BLAKE3 id.
+
+Layout: ``objects/<first two hex digits>/<64 hex digits>``.
+
+Invariants this module keeps:
+
+1. An object file, once at its final name, holds the complete encoded bytes
+   (written to a temp file, fsynced, then renamed).
+2. ``get`` never returns bytes whose BLAKE3 differs from the id asked for.
+3. The store knows nothing of versions: which objects are needed is the
+   catalog's business; the store only puts, gets, lists and deletes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import blake3
+
+from amber import faults
+from amber.errors import Corruption, ObjectMissing
+from amber.store import codecs
+from amber.store.atomic import fsync_dir, is_temp, write_atomic
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: str
+    raw_size: int
+    stored_size: int
+    codec: int
+
+
+class ObjectStore:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
+
+    def path(self, oid: str) -> str:
+        return os.path.join(self.root, oid[:2], oid)
+
+    def has(self, oid: str) -> bool:
+        return os.path.exists(self.path(oid))
+
+    def put(self, raw: bytes | memoryview, *, itemsize: int = 0, oid: str | None = None) -> Stored:
+        """Encode and write ``raw``; the folder is made durable by :meth:`sync`."""
+        oid = oid or blake3.blake3(raw).hexdigest()
+        codec, parts = codecs.encode(raw, itemsize)
+        folder = os.path.join(self.root, oid[:2])
+        os.makedirs(folder, exist_ok=True)
+        stored = write_atomic(self.path(oid), parts)
+        with self._dirty_lock:
+            self._dirty.add(folder)
+        return Stored(oid, len(raw), stored, codec)
+
+    def sync(self) -> None:
+        """fsync every folder that received an object since the last call."""
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, set()
+        for folder in sorted(dirty):
+            fsync_dir(folder)
+
+    def read_encoded(self, oid: str) -> bytes:
+        try:
+            faults.io_fault("read")
+            with open(self.path(oid), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            raise ObjectMissing(oid) from None
+
+    def get(self, oid: str) -> bytes:
+        """The raw bytes of ``oid``, checked against their hash."""
+        raw = codecs.decode(self.read_encoded(oid))
+        if blake3.blake3(raw).hexdigest() != oid:
+            raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash")
+        return raw
+
+    def stored_size(self, oid: str) -> int:
+        return os.stat(self.path(oid)).st_size
+
+    def delete(self, oid: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(oid))
+
+    def ids(self) -> Iterator[str]:
+        """Every object id present, in no particular order (temp files skipped)."""
+        with os.scandir(self.root) as shards:
+            for shard in shards:
+                if not shard.is_dir() or len(shard.name) != 2:
+                    continue
+                with os.scandir(shard.path) as entries:
+                    for entry in entries:
+                        if not is_temp(entry.name) and len(entry.name) == 64:
+                            yield entry.name
+
+    def temp_files(self) -> Iterator[str]:
+        with os.scandir(self.root) as shards:
+            for shard in shards:
+                if shard.is_dir():
+                    with os.scandir(shard.path) as entries:
+                        yield from (e.path for e in entries if is_temp(e.name))
