@@ -6,7 +6,7 @@ import datetime as _dt
 import time as _time
 from collections.abc import Callable
 
-_now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.timezone.utc)
+_now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC)
 
 
 def now() -> _dt.datetime:
@@ -20,12 +20,12 @@ def now_ns() -> int:
 def set_clock(fn: Callable[[], _dt.datetime] | None) -> None:
     """Replace the clock (tests); ``None`` restores the real one."""
     global _now
-    _now = fn or (lambda: _dt.datetime.now(_dt.timezone.utc))
+    _now = fn or (lambda: _dt.datetime.now(_dt.UTC))
 
 
 def iso(t: _dt.datetime) -> str:
-    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_iso(s: str) -> _dt.datetime:
-    return _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc)
+    return _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.UTC)

@@ -25,14 +25,16 @@ from amber.errors import (
 )
 from amber.ids import VersionRef, check_name
 from amber.ops import delete as delete_op
-from amber.ops import locks, record, restore as restore_op
+from amber.ops import locks, record
+from amber.ops import restore as restore_op
+from amber.ops import verify as verify_op
 from amber.ops.context import Context
 from amber.ops.materialize import materialize
 from amber.ops.scan import AMBER_DIR, check_source
 from amber.ops.snapshot import VersionInfo, capture
 from amber.ops.swap import remove_tree
 from amber.progress import NullProgress, Progress
-from amber.types import DeleteResult, Model, RestoreResult, Version
+from amber.types import DeleteResult, Model, Report, RestoreResult, Version
 
 FORMAT_VERSION = 1
 
@@ -279,6 +281,11 @@ class Repo:
                 raise
         self._record_use(version, "export", target)
         return target
+
+    def verify(self, *, data: bool = False) -> Report:
+        """Check the catalog, every manifest and every chunk file (``data``: re-hash every chunk)."""
+        with locks.store(self._ctx.amber, exclusive=False):
+            return verify_op.verify(self._ctx, data=data)
 
     def _record_use(self, version: Version, kind: str, who: str | None) -> None:
         from amber import clock

@@ -104,3 +104,24 @@ class RestoreResult:
     backup: Version | None
     equal_to: Version | None
     path: str
+
+
+@dataclass
+class Problem:
+    kind: str  # "catalog", "manifest", "missing", "damaged", "size"
+    object: str
+    message: str
+    versions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    versions: int = 0
+    chunks: int = 0
+    bytes_checked: int = 0
+    orphans: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems

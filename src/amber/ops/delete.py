@@ -49,7 +49,5 @@ def _drop_stale_cache(db: object, gone: set[str]) -> None:
     if not gone:
         return
     rows = db.execute("SELECT model_id, path, entry FROM stat_cache").fetchall()  # type: ignore[attr-defined]
-    stale = [
-        (r["model_id"], r["path"]) for r in rows if any(c in gone for c, _ in json.loads(r["entry"])["chunks"])
-    ]
+    stale = [(r["model_id"], r["path"]) for r in rows if any(c in gone for c, _ in json.loads(r["entry"])["chunks"])]
     db.executemany("DELETE FROM stat_cache WHERE model_id = ? AND path = ?", stale)  # type: ignore[attr-defined]

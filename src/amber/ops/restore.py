@@ -18,8 +18,8 @@ import secrets
 from typing import Any
 
 from amber import clock, faults
-from amber.errors import Conflict
 from amber.catalog import queries
+from amber.errors import Conflict
 from amber.ops import locks, manifest, swap
 from amber.ops.context import Context
 from amber.ops.inuse import check_idle

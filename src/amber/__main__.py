@@ -1,0 +1,3 @@
+from amber.cli.app import run
+
+run()

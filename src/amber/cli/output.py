@@ -1,0 +1,132 @@
+"""Rendering: tables, sizes, relative times, JSON, errors and progress bars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import threading
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from amber import clock
+from amber.types import Version
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+def ago(stamp: str) -> str:
+    seconds = (clock.now() - clock.parse_iso(stamp)).total_seconds()
+    if seconds < 0:
+        return "just now"
+    for limit, div, unit in ((60, 1, "s"), (3600, 60, "min"), (86400, 3600, "h"), (86400 * 60, 86400, "d")):
+        if seconds < limit:
+            return f"{int(seconds // div)} {unit} ago" if unit != "s" else f"{int(seconds)} s ago"
+    return clock.parse_iso(stamp).strftime("%Y-%m-%d")
+
+
+def metrics_text(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+
+
+def print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def versions_table(versions: list[Version]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("ref", "label", "iteration", "metrics", "created", "size", "stored", "aliases"):
+        table.add_column(col, justify="right" if col in ("iteration", "size", "stored") else "left")
+    for v in versions:
+        label = v.label if v.kind == "manual" else f"{v.label} [{v.kind}]"
+        table.add_row(
+            v.ref,
+            label,
+            "" if v.iteration is None else str(v.iteration),
+            metrics_text(v.metrics),
+            ago(v.created_at),
+            size(v.size_bytes),
+            size(v.stored_bytes),
+            ", ".join(v.aliases),
+        )
+    return table
+
+
+def version_details(v: Version, usage: list[dict[str, Any]]) -> None:
+    created = clock.parse_iso(v.created_at).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    rows = [
+        ("version", f"{v.ref}  ({v.id[:12]})"),
+        ("label", v.label),
+        ("kind", v.kind),
+        ("created", f"{created} ({ago(v.created_at)})"),
+        ("iteration", "" if v.iteration is None else str(v.iteration)),
+        ("metrics", metrics_text(v.metrics)),
+        ("model type", v.model_type or ""),
+        ("tags", ", ".join(v.tags)),
+        ("aliases", ", ".join(v.aliases)),
+        ("parent", v.parent or ""),
+        ("notes", v.notes),
+        ("size", f"{size(v.size_bytes)} in {v.file_count} files, {size(v.stored_bytes)} stored"),
+    ]
+    rows += [(f"meta {k}", json.dumps(val) if not isinstance(val, str) else val) for k, val in v.metadata.items()]
+    rows += [("used by", f"{u['who'] or '?'} ({u['kind']}, {ago(u['at'])})") for u in usage]
+    for key, value in rows:
+        if value:
+            out.print(f"[bold]{key:>12}[/bold]  {value}")
+
+
+def confirm_text(v: Version) -> str:
+    parts = [f"{v.ref} '{v.label}'", f"created {ago(v.created_at)}"]
+    if v.iteration is not None:
+        parts.append(f"iteration {v.iteration}")
+    if v.metrics:
+        parts.append(metrics_text(v.metrics))
+    return ", ".join(parts)
+
+
+class RichProgress:
+    """A byte progress bar on stderr; advance() is safe from worker threads."""
+
+    def __init__(self) -> None:
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self._task: Any = None
+        self._lock = threading.Lock()
+
+    def start(self, description: str, total: int) -> None:
+        if total <= 0:
+            return
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, amount: int) -> None:
+        with self._lock:
+            if self._task is not None:
+                self._bar.update(self._task, advance=amount)
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._task is not None:
+                self._bar.remove_task(self._task)
+                self._task = None
+                self._bar.stop()
