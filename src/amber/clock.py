@@ -6,7 +6,9 @@ import datetime as _dt
 import time as _time
 from collections.abc import Callable
 
-_now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC)
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
 
 
 def now() -> _dt.datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import errno
+import json
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -104,7 +105,7 @@ class Repo:
         os.makedirs(os.path.join(tmp, "locks"))
         os.makedirs(os.path.join(tmp, "journal"))
         with open(os.path.join(tmp, "config.json"), "w") as fh:
-            fh.write('{"format": %d}\n' % FORMAT_VERSION)
+            fh.write(json.dumps({"format": FORMAT_VERSION}) + "\n")
         Catalog(os.path.join(tmp, "catalog.db")).close()
         os.rename(tmp, amber)
         return cls(root)
@@ -139,7 +140,7 @@ class Repo:
     def get(self, ref: str, *, files: bool = False) -> Version:
         version = self._resolve(ref)
         if files:
-            root, entries = restore_op.load_manifest(self._ctx, version)
+            _root, entries = restore_op.load_manifest(self._ctx, version)
             version = _with_files(version, entries)
         return version
 
@@ -220,17 +221,16 @@ class Repo:
         )
         info.check()
         ctx = self._ctx
-        with _disk(f"snapshotting '{path}'"):
-            with locks.model(ctx.amber, model), locks.store(ctx.amber, exclusive=False):
-                row = queries.model_row(ctx.catalog, model)
-                model_id = row["id"] if row is not None else None
-                try:
-                    cap = capture(ctx, source, model_id)
-                    vid = record.commit(ctx, cap, model=model, folder=source, info=info)
-                except record.StaleCache as stale:
-                    record.drop_stat_cache(ctx, stale.model_id)
-                    cap = capture(ctx, source, stale.model_id)
-                    vid = record.commit(ctx, cap, model=model, folder=source, info=info)
+        with _disk(f"snapshotting '{path}'"), locks.model(ctx.amber, model), locks.store(ctx.amber, exclusive=False):
+            row = queries.model_row(ctx.catalog, model)
+            model_id = row["id"] if row is not None else None
+            try:
+                cap = capture(ctx, source, model_id)
+                vid = record.commit(ctx, cap, model=model, folder=source, info=info)
+            except record.StaleCache as stale:
+                record.drop_stat_cache(ctx, stale.model_id)
+                cap = capture(ctx, source, stale.model_id)
+                vid = record.commit(ctx, cap, model=model, folder=source, info=info)
         return self._resolve(vid)
 
     def model_folder(self, model: str) -> str:

@@ -71,8 +71,9 @@ def newest_write(folder: str) -> tuple[float, str] | None:
 def check_idle(folder: str, shown: str) -> None:
     """Raise FolderInUse if a process has the folder open or wrote it recently."""
     for pid, command, path in holders(folder):
+        held = os.path.relpath(path, os.path.dirname(folder))
         raise FolderInUse(
-            f"'{shown}' is in use: process {pid} ({command}) has '{os.path.relpath(path, os.path.dirname(folder))}' open",
+            f"'{shown}' is in use: process {pid} ({command}) has '{held}' open",
             hint="stop training (or the program using it) first, or pass --force",
         )
     quiet = quiet_seconds()

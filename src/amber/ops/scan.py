@@ -32,7 +32,7 @@ def check_source(folder: str, repo_root: str) -> str:
     if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
         raise InvalidInput(f"'{folder}' is neither a folder nor a regular file")
     amber = os.path.join(repo_root, AMBER_DIR)
-    if path == repo_root or path == amber or path.startswith(amber + os.sep):
+    if path in (repo_root, amber) or path.startswith(amber + os.sep):
         raise InvalidInput(f"'{folder}' is the repository itself; snapshot a model folder inside it")
     if stat.S_ISDIR(st.st_mode) and os.path.exists(os.path.join(path, AMBER_DIR)):
         raise InvalidInput(f"'{folder}' holds a .amber repository; Amber does not snapshot repositories")
