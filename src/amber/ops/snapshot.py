@@ -33,7 +33,7 @@ from amber.ops.scan import Found, walk
 from amber.store.objects import Stored
 from amber.types import KINDS, FileEntry
 
-RACY_NS = 2_000_000_000
+RACY_NS = 100_000_000  # Linux stamps mtime at tick granularity (<= 10 ms); see docs/decisions
 
 
 @dataclass
