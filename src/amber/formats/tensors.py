@@ -21,6 +21,7 @@ class Tensor:
     shape: tuple[int, ...]
     offset: int
     length: int
+    packed: bool = False  # the bytes are compressed (a deflated .npz member)
 
     @property
     def numel(self) -> int:
@@ -44,7 +45,7 @@ class Weights:
         return main_dtype((t.dtype, t.numel) for t in self.tensors)
 
     def spans(self) -> list[Span]:
-        return [Span(t.offset, t.length, dtypes.itemsize_hint(t.dtype)) for t in self.tensors]
+        return [Span(t.offset, t.length, 0 if t.packed else dtypes.itemsize_hint(t.dtype)) for t in self.tensors]
 
 
 def main_dtype(counts: Iterable[tuple[str, int]]) -> str | None:

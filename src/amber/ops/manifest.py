@@ -116,7 +116,6 @@ def check_path(path: str) -> None:
         or len(path.encode("utf-8", "surrogateescape")) > MAX_PATH
         or path.startswith("/")
         or "\0" in path
-        or "\\" in path
         or any(part in ("", ".", "..") for part in path.split("/"))
     ):
         raise InvalidInput(f"manifest path {path[:200]!r} is not a safe relative path")

@@ -1,0 +1,69 @@
+"""safetensors: an 8-byte little-endian header length, a JSON header, the data.
+
+Each header entry names a tensor's dtype, shape and ``data_offsets`` (begin,
+end) relative to the first byte after the header. Only the header is read.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, BinaryIO
+
+from amber.formats import dtypes
+from amber.formats.regions import Malformed
+from amber.formats.tensors import Tensor, Weights
+
+MAX_HEADER = 100 << 20  # the limit the safetensors library itself enforces
+_LENGTH = struct.Struct("<Q")
+
+
+def looks_like(head: bytes, size: int) -> bool:
+    """True if ``head`` (the first bytes) starts like a safetensors file of ``size`` bytes."""
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    (length,) = _LENGTH.unpack_from(head)
+    return 2 <= length <= min(MAX_HEADER, size - 8)
+
+
+def read(f: BinaryIO, size: int) -> Weights:
+    """The tensors of the safetensors file ``f`` (``size`` bytes)."""
+    f.seek(0)
+    (length,) = _LENGTH.unpack(_exact(f, 8))
+    if length > min(MAX_HEADER, size - 8):
+        raise Malformed("safetensors header longer than the file")
+    try:
+        header = json.loads(_exact(f, length))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise Malformed(f"safetensors header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise Malformed("safetensors header is not a JSON object")
+    base = 8 + length
+    tensors = [_tensor(name, entry, base, size) for name, entry in header.items() if name != "__metadata__"]
+    meta = header.get("__metadata__")
+    info = {"metadata": meta} if isinstance(meta, dict) else {}
+    return Weights("safetensors", tuple(sorted(tensors, key=lambda t: t.offset)), info)
+
+
+def _tensor(name: str, entry: Any, base: int, size: int) -> Tensor:
+    if not isinstance(entry, dict):
+        raise Malformed(f"safetensors entry {name!r} is not an object")
+    kind, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(kind, str) or not _ints(shape) or not _ints(offsets) or len(offsets) != 2:
+        raise Malformed(f"safetensors entry {name!r} lacks dtype, shape or data_offsets")
+    begin, end = offsets
+    if not 0 <= begin <= end or base + end > size:
+        raise Malformed(f"safetensors tensor {name!r} lies outside the file")
+    dtype = dtypes.SAFETENSORS.get(kind, kind.lower())
+    return Tensor(name, dtype, tuple(shape), base + begin, end - begin)
+
+
+def _ints(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+
+
+def _exact(f: BinaryIO, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise Malformed("safetensors file cut short")
+    return data
