@@ -37,7 +37,7 @@ def main() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     step = 0
-    for round_ in range(3):
+    for _round in range(3):
         for _ in range(50):
             opt.zero_grad()
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.conftest import cli_json, run_cli, tree_bytes
 
 VERSION_KEYS = [

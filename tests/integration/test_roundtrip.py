@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from tests.conftest import tree_bytes
 
 import amber
-from tests.conftest import tree_bytes
 
 
 def write_model(folder: Path, seed: int) -> None:
@@ -23,7 +23,7 @@ def write_model(folder: Path, seed: int) -> None:
     layers["head"] = (torch.randn(64, 64, generator=g)).to(torch.float16)
     save_file(layers, str(folder / "model.safetensors"))
     torch.save({"step": seed, "exp_avg": torch.randn(1000, generator=g)}, folder / "optimizer.pt")
-    (folder / "config.json").write_text('{"hidden": 128, "seed": %d}' % seed)
+    (folder / "config.json").write_text(f'{{"hidden": 128, "seed": {seed}}}')
 
 
 def test_restore_gives_back_every_byte(repo: amber.Repo, work: Path) -> None:

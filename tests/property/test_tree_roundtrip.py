@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
-
-import amber
 from tests.conftest import tree_bytes
 from tests.strategies import trees
+
+import amber
 
 
 def build(folder: Path, tree: dict[str, object]) -> None:

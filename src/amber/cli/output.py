@@ -49,7 +49,8 @@ def print_json(doc: Any) -> None:
 def versions_table(versions: list[Version]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("ref", "label", "iteration", "metrics", "created", "size", "stored", "aliases"):
-        table.add_column(col, justify="right" if col in ("iteration", "size", "stored") else "left", no_wrap=col != "label")
+        justify = "right" if col in ("iteration", "size", "stored") else "left"
+        table.add_column(col, justify=justify, no_wrap=col != "label")
     for v in versions:
         label = v.label if v.kind == "manual" else f"{v.label} [{v.kind}]"
         table.add_row(
