@@ -58,7 +58,8 @@ def test_snapshot_records_everything_given(cli_repo: Path) -> None:
     assert doc["notes"] == "bs 8, lr 5e-5"
     assert doc["model_type"] == "SAEHD"
     assert doc["tags"] == ["exp1"]
-    assert doc["metadata"] == {"lr": 5e-5, "note": "plain text"}
+    # what the user passed, plus what detection read from the .npy header
+    assert doc["metadata"] == {"lr": 5e-5, "note": "plain text", "dtype": "float32", "parameters": 90000}
     assert doc["parent"] is None
     assert doc["aliases"] == ["latest"]
     assert doc["size_bytes"] == sum(p.stat().st_size for p in (cli_repo / "model").iterdir())

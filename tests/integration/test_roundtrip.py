@@ -111,9 +111,9 @@ def test_unchanged_files_are_not_read_again(repo: amber.Repo, work: Path, monkey
     reads: list[str] = []
     real = chunking.ChunkWriter.read_file
 
-    def spy(self: chunking.ChunkWriter, path: str):  # type: ignore[no-untyped-def]
+    def spy(self: chunking.ChunkWriter, path: str, previous=()):  # type: ignore[no-untyped-def]
         reads.append(os.path.basename(path))
-        return real(self, path)
+        return real(self, path, previous)
 
     monkeypatch.setattr(chunking.ChunkWriter, "read_file", spy)
     v = repo.snapshot(model)

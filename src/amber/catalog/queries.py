@@ -133,8 +133,21 @@ def known_chunks(cat: Catalog) -> set[str]:
     return {r[0] for r in cat.query("SELECT id FROM chunks")}
 
 
+def delta_bases(cat: Catalog) -> tuple[dict[str, str], dict[str, int]]:
+    """(delta chunk id -> base id, base id -> number of deltas using it)."""
+    bases = {r[0]: r[1] for r in cat.query("SELECT id, base FROM chunks WHERE base IS NOT NULL")}
+    uses: dict[str, int] = {}
+    for base in bases.values():
+        uses[base] = uses.get(base, 0) + 1
+    return bases, uses
+
+
 def chunks_only_in(cat: Catalog, version_ids: Sequence[str]) -> list[sqlite3.Row]:
-    """Chunks that no version outside ``version_ids`` needs (what deleting them frees)."""
+    """Chunks that no version outside ``version_ids`` needs (what deleting them frees).
+
+    A version needs its chunks and the delta bases they are coded against
+    (both are rows of version_chunks), so a base stays while any delta does.
+    """
     marks = ",".join("?" * len(version_ids))
     return cat.query(
         f"""SELECT c.id, c.stored_size FROM chunks c

@@ -37,14 +37,50 @@ class FileChanged(Exception):
     """Internal: the file changed under the reader."""
 
 
+class BasePicker:
+    """Chooses the whole chunk a new float piece may be delta-coded against.
+
+    The candidate is the piece at the same position of the same file in the
+    parent version, when it has the same size. Deltas always point at a whole
+    chunk (the candidate itself, or the candidate's own base), so no chain is
+    ever longer than one step. After ``KEYFRAME_EVERY`` deltas against one base,
+    the next piece is stored whole and becomes the new base.
+    """
+
+    KEYFRAME_EVERY = 8
+
+    def __init__(self, delta_bases: dict[str, str], uses: dict[str, int]) -> None:
+        self.delta_bases = delta_bases  # delta chunk id -> its base
+        self.uses = uses  # base id -> how many deltas use it
+        self._lock = threading.Lock()
+
+    def pick(self, previous: tuple[tuple[str, int], ...], index: int, size: int) -> str | None:
+        if index >= len(previous) or previous[index][1] != size:
+            return None
+        candidate = previous[index][0]
+        base = self.delta_bases.get(candidate, candidate)
+        with self._lock:
+            if self.uses.get(base, 0) >= self.KEYFRAME_EVERY:
+                return None
+            self.uses[base] = self.uses.get(base, 0) + 1
+        return base
+
+
 class ChunkWriter:
     """Hashes pieces and writes the ones the store does not have yet."""
 
     def __init__(
-        self, store: ObjectStore, known: set[str], pool: ThreadPoolExecutor, workers: int, progress: Progress
+        self,
+        store: ObjectStore,
+        known: set[str],
+        pool: ThreadPoolExecutor,
+        workers: int,
+        progress: Progress,
+        bases: BasePicker | None = None,
     ) -> None:
         self.store = store
         self.known = known
+        self.bases = bases or BasePicker({}, {})
         self.pool = pool
         self.window = 2 * workers
         self.progress = progress
@@ -52,7 +88,7 @@ class ChunkWriter:
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
 
-    def _work(self, data: bytes | memoryview, itemsize: int) -> tuple[str, int]:
+    def _work(self, data: bytes | memoryview, itemsize: int, base: str | None) -> tuple[str, int]:
         oid = blake3.blake3(data).hexdigest()
         with self._lock:
             fresh = oid not in self.known and oid not in self._claimed
@@ -60,7 +96,7 @@ class ChunkWriter:
                 self._claimed.add(oid)
         if fresh:
             try:
-                stored = self.store.put(data, itemsize=itemsize, oid=oid)
+                stored = self.store.put(data, itemsize=itemsize, oid=oid, base=base)
             except BaseException:
                 with self._lock:
                     self._claimed.discard(oid)
@@ -70,23 +106,33 @@ class ChunkWriter:
         self.progress.advance(len(data))
         return oid, len(data)
 
-    def read_file(self, path: str) -> tuple[os.stat_result, tuple[tuple[str, int], ...]]:
-        """Store ``path``; return the stat it was read under and its chunks."""
+    def read_file(
+        self, path: str, previous: tuple[tuple[str, int], ...] = ()
+    ) -> tuple[os.stat_result, tuple[tuple[str, int], ...]]:
+        """Store ``path``; return the stat it was read under and its chunks.
+
+        ``previous`` is the file's chunk list in the parent version: float
+        pieces may be delta-coded against the piece at the same position.
+        """
         for attempt in range(TRIES):
             try:
-                return self._read_once(path)
+                return self._read_once(path, previous)
             except FileChanged:
                 time.sleep(0.05 * (attempt + 1))
         raise FileKeptChanging(path, TRIES)
 
-    def _read_once(self, path: str) -> tuple[os.stat_result, tuple[tuple[str, int], ...]]:
+    def _read_once(
+        self, path: str, previous: tuple[tuple[str, int], ...]
+    ) -> tuple[os.stat_result, tuple[tuple[str, int], ...]]:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
             before = os.fstat(fd)
             inflight: deque[Future[tuple[str, int]]] = deque()
             chunks: list[tuple[str, int]] = []
-            for data, itemsize in _pieces(fd, plan_regions(path, before.st_size), before.st_size):
-                inflight.append(self.pool.submit(self._work, data, itemsize))
+            pieces = _pieces(fd, plan_regions(path, before.st_size), before.st_size)
+            for index, (data, itemsize) in enumerate(pieces):
+                base = self.bases.pick(previous, index, len(data)) if itemsize else None
+                inflight.append(self.pool.submit(self._work, data, itemsize, base))
                 while len(inflight) > self.window:
                     chunks.append(inflight.popleft().result())
             chunks.extend(f.result() for f in inflight)

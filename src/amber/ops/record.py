@@ -48,6 +48,19 @@ def model_id(db: sqlite3.Connection, name: str, folder: str | None, model_type: 
     return int(cur.lastrowid or 0)
 
 
+def _bases(db: sqlite3.Connection, ids: set[str], cap: Captured) -> set[str]:
+    """The delta bases the chunks ``ids`` are coded against (a version needs them too)."""
+    out = {s.base for s in cap.new.values() if s.base}
+    old = [i for i in ids if i not in cap.new]
+    for start in range(0, len(old), 500):
+        part = old[start : start + 500]
+        rows = db.execute(
+            f"SELECT base FROM chunks WHERE base IS NOT NULL AND id IN ({','.join('?' * len(part))})", part
+        )
+        out.update(r[0] for r in rows)
+    return out
+
+
 def commit(
     ctx: Context, cap: Captured, *, model: str, folder: str | None, info: VersionInfo, move_head: bool = True
 ) -> str:
@@ -59,8 +72,8 @@ def commit(
         number, head = db.execute("SELECT next_number, head FROM models WHERE id = ?", (mid,)).fetchone()
         vid = blake3.blake3(f"{model}\0{number}\0{cap.manifest_id}\0{created}\0".encode() + os.urandom(16)).hexdigest()
         db.executemany(
-            "INSERT OR IGNORE INTO chunks (id, raw_size, stored_size, codec, base) VALUES (?, ?, ?, ?, NULL)",
-            [(s.id, s.raw_size, s.stored_size, s.codec) for s in cap.new.values()],
+            "INSERT OR IGNORE INTO chunks (id, raw_size, stored_size, codec, base) VALUES (?, ?, ?, ?, ?)",
+            [(s.id, s.raw_size, s.stored_size, s.codec, s.base) for s in cap.new.values()],
         )
         db.execute(
             "INSERT INTO versions (id, model_id, number, label, kind, created_at, iteration, metrics, notes,"
@@ -74,6 +87,7 @@ def commit(
             ),
         )  # fmt: skip
         needed = {cap.manifest_id} | {oid for e in cap.entries for oid, _ in e.chunks}
+        needed |= _bases(db, needed, cap)
         db.executemany("INSERT INTO version_chunks (version_id, chunk_id) VALUES (?, ?)", [(vid, c) for c in needed])
         present = db.execute(
             "SELECT count(*) FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id WHERE vc.version_id = ?",

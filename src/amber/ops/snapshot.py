@@ -27,7 +27,7 @@ from amber import clock, faults
 from amber.catalog import queries
 from amber.errors import InvalidInput
 from amber.ops import manifest
-from amber.ops.chunking import ChunkWriter
+from amber.ops.chunking import BasePicker, ChunkWriter
 from amber.ops.context import Context
 from amber.ops.scan import Found, walk
 from amber.store.objects import Stored
@@ -84,7 +84,8 @@ def capture(ctx: Context, source: str, model_id: int | None) -> Captured:
         root, found = "file", [Found(os.path.basename(source), "file", st.st_mode & 0o7777, st)]
     todo = [f for f in found if f.type == "file" and _cached(cache.get(f.path), f.st) is None]
     ctx.progress.start("snapshot", sum(f.st.st_size for f in todo))
-    writer = ChunkWriter(ctx.store, queries.known_chunks(ctx.catalog), _pool(ctx), ctx.workers, ctx.progress)
+    bases = BasePicker(*queries.delta_bases(ctx.catalog))
+    writer = ChunkWriter(ctx.store, queries.known_chunks(ctx.catalog), _pool(ctx), ctx.workers, ctx.progress, bases)
     entries: list[FileEntry] = []
     stat_rows: list[tuple[Any, ...]] = []
     try:
@@ -136,7 +137,9 @@ def _entry(
     st = f.st
     if entry is None:
         read_ns = clock.now_ns()
-        st, chunks = writer.read_file(source if root == "file" else os.path.join(source, f.path))
+        prev = cache.get(f.path)
+        previous = tuple((c, n) for c, n in json.loads(prev["entry"])["chunks"]) if prev is not None else ()
+        st, chunks = writer.read_file(source if root == "file" else os.path.join(source, f.path), previous)
         entry = FileEntry(f.path, "file", st.st_mode & 0o7777, st.st_size, chunks)
     else:
         read_ns = cache[f.path]["read_ns"]

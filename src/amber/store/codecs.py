@@ -3,12 +3,16 @@
 An encoded chunk is a 16-byte header followed by the payload:
 
     0  4  magic b"AMB1"
-    4  1  codec  (RAW, ZSTD, GROUPED: byte planes then zstd)
-    5  1  item size for GROUPED (2, 4 or 8), else 0
+    4  1  codec  (RAW, ZSTD, GROUPED: byte planes then zstd, DELTA: see below)
+    5  1  item size for GROUPED and DELTA (2, 4 or 8), else 0
     6  2  reserved, zero
     8  8  raw size, little-endian
 
-Decoding always ends with a hash check of the raw bytes, done by the store.
+A DELTA chunk has the 32-byte BLAKE3 digest of its base chunk after the header,
+then zstd(byte planes(raw XOR base)). The base is always a whole (non-delta)
+chunk of the same size, so decoding costs at most two chunk reads whatever the
+version's age. Decoding always ends with a hash check of the raw bytes, done by
+the store.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from amber.errors import Corruption
 
 MAGIC = b"AMB1"
 HEADER = struct.Struct("<4sBBHQ")
-RAW, ZSTD, GROUPED = 0, 1, 2
-CODEC_NAMES = {RAW: "raw", ZSTD: "zstd", GROUPED: "grouped-zstd"}
+RAW, ZSTD, GROUPED, DELTA = 0, 1, 2, 3
+CODEC_NAMES = {RAW: "raw", ZSTD: "zstd", GROUPED: "grouped-zstd", DELTA: "xor-delta"}
+BASE_SIZE = 32
+_DELTA_ACCEPT = 0.5  # a delta this small (vs raw) is taken without trying the whole chunk
 MAX_CHUNK = 1 << 30  # larger than any chunk or manifest Amber writes; a bigger header is damage
 _KEEP_RAW_ABOVE = 0.97  # compressed/raw above this: store raw, decoding is then a copy
 
@@ -65,6 +71,26 @@ def ungroup_bytes(data: bytes, itemsize: int) -> bytes:
     return elems + data[whole:]
 
 
+def xor(a: bytes | memoryview, b: bytes | memoryview) -> bytes:
+    return np.bitwise_xor(np.frombuffer(a, dtype=np.uint8), np.frombuffer(b, dtype=np.uint8)).tobytes()
+
+
+def encode_delta(
+    raw: bytes | memoryview, itemsize: int, base_id: str, base: bytes
+) -> tuple[int, list[bytes]] | None:
+    """A DELTA encoding of ``raw`` against ``base``, or None if a whole chunk is smaller."""
+    if len(base) != len(raw) or itemsize not in (2, 4, 8):
+        return None
+    payload = _compressor(1).compress(group_bytes(xor(raw, base), itemsize))
+    delta = [HEADER.pack(MAGIC, DELTA, itemsize, 0, len(raw)), bytes.fromhex(base_id), payload]
+    if len(payload) < len(raw) * _DELTA_ACCEPT:
+        return DELTA, delta
+    codec, whole = encode(raw, itemsize)
+    if sum(map(len, whole)) <= sum(map(len, delta)):
+        return codec, whole
+    return DELTA, delta
+
+
 def encode(raw: bytes | memoryview, itemsize: int = 0) -> tuple[int, list[bytes]]:
     """Encode ``raw``; ``itemsize`` > 1 marks float elements worth grouping.
 
@@ -92,16 +118,31 @@ def read_header(blob: bytes) -> tuple[int, int, int]:
     return codec, itemsize, size
 
 
-def decode(blob: bytes) -> bytes:
+def base_of(blob: bytes) -> str | None:
+    """The id of the chunk a DELTA chunk is coded against (None for whole chunks)."""
+    codec, _, _ = read_header(blob)
+    if codec != DELTA:
+        return None
+    if len(blob) < HEADER.size + BASE_SIZE:
+        raise Corruption("delta chunk is shorter than its header")
+    return blob[HEADER.size : HEADER.size + BASE_SIZE].hex()
+
+
+def decode(blob: bytes, base: bytes | None = None) -> bytes:
+    """The raw bytes of an encoded chunk; a DELTA chunk needs its base's raw bytes."""
     codec, itemsize, size = read_header(blob)
-    body = memoryview(blob)[HEADER.size :]
+    body = memoryview(blob)[HEADER.size + (BASE_SIZE if codec == DELTA else 0) :]
     try:
         if codec == RAW:
             raw = bytes(body)
         else:
             raw = _decompressor().decompress(body, max_output_size=size)
-            if codec == GROUPED:
+            if codec in (GROUPED, DELTA):
                 raw = ungroup_bytes(raw, itemsize)
+            if codec == DELTA:
+                if base is None or len(base) != size:
+                    raise Corruption("delta chunk's base is missing or has the wrong size")
+                raw = xor(raw, base)
     except zstandard.ZstdError as exc:
         raise Corruption(f"chunk does not decompress: {exc}") from None
     if len(raw) != size:

@@ -33,6 +33,7 @@ class Stored:
     raw_size: int
     stored_size: int
     codec: int
+    base: str | None = None
 
 
 class ObjectStore:
@@ -47,16 +48,29 @@ class ObjectStore:
     def has(self, oid: str) -> bool:
         return os.path.exists(self.path(oid))
 
-    def put(self, raw: bytes | memoryview, *, itemsize: int = 0, oid: str | None = None) -> Stored:
-        """Encode and write ``raw``; the folder is made durable by :meth:`sync`."""
+    def put(
+        self, raw: bytes | memoryview, *, itemsize: int = 0, oid: str | None = None, base: str | None = None
+    ) -> Stored:
+        """Encode and write ``raw``; the folder is made durable by :meth:`sync`.
+
+        With ``base`` (the id of a whole chunk of the same size, e.g. the same
+        tensor piece in the parent version), the chunk is stored as an XOR delta
+        against it when that is smaller.
+        """
         oid = oid or blake3.blake3(raw).hexdigest()
-        codec, parts = codecs.encode(raw, itemsize)
+        coded = None
+        if base is not None and itemsize:
+            try:
+                coded = codecs.encode_delta(raw, itemsize, base, self.get_whole(base))
+            except (ObjectMissing, Corruption):
+                coded = None
+        codec, parts = coded or codecs.encode(raw, itemsize)
         folder = os.path.join(self.root, oid[:2])
         os.makedirs(folder, exist_ok=True)
         stored = write_atomic(self.path(oid), parts)
         with self._dirty_lock:
             self._dirty.add(folder)
-        return Stored(oid, len(raw), stored, codec)
+        return Stored(oid, len(raw), stored, codec, base if codec == codecs.DELTA else None)
 
     def sync(self) -> None:
         """fsync every folder that received an object since the last call."""
@@ -75,7 +89,21 @@ class ObjectStore:
 
     def get(self, oid: str) -> bytes:
         """The raw bytes of ``oid``, checked against their hash."""
-        raw = codecs.decode(self.read_encoded(oid))
+        blob = self.read_encoded(oid)
+        base = codecs.base_of(blob)
+        if base == oid:
+            raise Corruption(f"object {oid[:16]} names itself as its delta base")
+        raw = codecs.decode(blob, self.get_whole(base) if base else None)
+        if blake3.blake3(raw).hexdigest() != oid:
+            raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash")
+        return raw
+
+    def get_whole(self, oid: str) -> bytes:
+        """The raw bytes of a delta base, which must itself be a whole chunk."""
+        blob = self.read_encoded(oid)
+        if codecs.base_of(blob) is not None:
+            raise Corruption(f"object {oid[:16]} is a delta base but is itself a delta")
+        raw = codecs.decode(blob)
         if blake3.blake3(raw).hexdigest() != oid:
             raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash")
         return raw
