@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amber.errors import AmberError
 from amber.repo import Repo
-from amber.types import DeleteResult, FileEntry, Model, RestoreResult, Version
+from amber.types import DeleteResult, FileEntry, Model, RestoreResult, Usage, Version
 
 __version__ = "0.1.0"
 
@@ -15,6 +15,7 @@ __all__ = [
     "Model",
     "Repo",
     "RestoreResult",
+    "Usage",
     "Version",
     "__version__",
 ]

@@ -35,7 +35,7 @@ from amber.ops.scan import AMBER_DIR, check_source
 from amber.ops.snapshot import VersionInfo, capture
 from amber.ops.swap import remove_tree
 from amber.progress import NullProgress, Progress
-from amber.types import DeleteResult, Model, Report, RestoreResult, Version
+from amber.types import DeleteResult, Model, Report, RestoreResult, Usage, Version
 
 FORMAT_VERSION = 1
 
@@ -136,6 +136,12 @@ class Repo:
         if model is not None:
             self._model_row(model)
         return queries.versions(self._ctx.catalog, model)
+
+    def du(self, model: str | None = None) -> Usage:
+        """Logical and stored bytes of one model's versions, or of the whole repository."""
+        if model is not None:
+            self._model_row(model)
+        return Usage(model, *queries.usage(self._ctx.catalog, model))
 
     def get(self, ref: str, *, files: bool = False) -> Version:
         version = self._resolve(ref)

@@ -45,6 +45,7 @@ class Version:
     aliases: list[str]
     size_bytes: int
     stored_bytes: int
+    unique_bytes: int
     manifest: str
     file_count: int
     files: tuple[FileEntry, ...] | None = field(default=None, compare=False)
@@ -76,6 +77,7 @@ class Version:
             "aliases": list(self.aliases),
             "size_bytes": self.size_bytes,
             "stored_bytes": self.stored_bytes,
+            "unique_bytes": self.unique_bytes,
         }
         if with_files and self.files is not None:
             out["files"] = [f.to_json() for f in self.files]
@@ -89,6 +91,29 @@ class Model:
     model_type: str | None
     head: str | None
     version_count: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Disk use of a model (or, with ``model`` None, the whole repository)."""
+
+    model: str | None
+    versions: int
+    logical_bytes: int
+    stored_bytes: int
+
+    @property
+    def ratio(self) -> float:
+        return self.stored_bytes / self.logical_bytes if self.logical_bytes else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "versions": self.versions,
+            "logical_bytes": self.logical_bytes,
+            "stored_bytes": self.stored_bytes,
+            "ratio": round(self.ratio, 4),
+        }
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from tests.conftest import cli_json, run_cli, tree_bytes
 
 VERSION_KEYS = [
     "id", "model", "number", "ref", "label", "kind", "created_at", "iteration", "metrics", "notes",
-    "model_type", "tags", "metadata", "parent", "aliases", "size_bytes", "stored_bytes",
+    "model_type", "tags", "metadata", "parent", "aliases", "size_bytes", "stored_bytes", "unique_bytes",
 ]  # fmt: skip
 
 
@@ -241,7 +241,7 @@ def test_json_errors_go_to_stderr(cli_repo: Path) -> None:
 def test_help_and_version(work: Path) -> None:
     proc = run_cli("--version", cwd=work)
     assert proc.returncode == 0 and proc.stdout.startswith("amber ")
-    for command in ("init", "snapshot", "list", "show", "restore", "delete", "export", "verify"):
+    for command in ("init", "snapshot", "list", "show", "restore", "delete", "export", "verify", "du"):
         proc = run_cli(command, "--help", cwd=work)
         assert proc.returncode == 0
         assert "Example" in proc.stdout, command
@@ -254,3 +254,27 @@ def test_piped_output_has_no_progress_noise(cli_repo: Path) -> None:
     started = time.time()
     assert run_cli("list", cwd=cli_repo).returncode == 0
     assert time.time() - started < 30
+
+
+def test_du_unique_bytes_is_what_delete_frees(cli_repo: Path) -> None:
+    cli_json("snapshot", "model", cwd=cli_repo)
+    make_model(cli_repo / "model", seed=11)
+    cli_json("snapshot", "model", cwd=cli_repo)
+    (cli_repo / "model" / "notes.txt").write_text("only the notes changed\n")
+    cli_json("snapshot", "model", cwd=cli_repo)
+    du = cli_json("du", cwd=cli_repo)
+    by_ref = {v["ref"]: v for v in du["versions"]}
+    assert list(by_ref) == ["model:v3", "model:v2", "model:v1"]
+    objects = cli_repo / ".amber" / "objects"
+    on_disk = sum(p.stat().st_size for p in objects.rglob("*") if p.is_file())
+    assert du["total"]["stored_bytes"] == on_disk
+    assert du["total"]["logical_bytes"] == sum(v["size_bytes"] for v in du["versions"])
+    assert du["models"] == [{**du["total"], "model": "model"}]
+    for ref in ("model:v2", "model:v1"):
+        expected = cli_json("du", cwd=cli_repo)["versions"]
+        unique = next(v["unique_bytes"] for v in expected if v["ref"] == ref)
+        freed = cli_json("delete", ref, "--yes", cwd=cli_repo)["freed_bytes"]
+        assert freed == unique
+    assert cli_json("du", cwd=cli_repo)["total"]["stored_bytes"] == sum(
+        p.stat().st_size for p in objects.rglob("*") if p.is_file()
+    )

@@ -69,14 +69,47 @@ def _stored_by_version(cat: Catalog, ids: Sequence[str]) -> dict[str, int]:
     return {r["version_id"]: r["s"] for r in rows}
 
 
+def _unique_by_version(cat: Catalog, ids: Sequence[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = cat.query(
+        f"""SELECT vc.version_id, sum(c.stored_size) AS s FROM version_chunks vc
+            JOIN chunks c ON c.id = vc.chunk_id
+            WHERE vc.version_id IN ({marks}) AND NOT EXISTS (
+              SELECT 1 FROM version_chunks o WHERE o.chunk_id = vc.chunk_id AND o.version_id != vc.version_id)
+            GROUP BY vc.version_id""",
+        list(ids),
+    )
+    return {r["version_id"]: r["s"] for r in rows}
+
+
+def usage(cat: Catalog, model: str | None) -> tuple[int, int, int]:
+    """(versions, logical bytes, stored bytes of the distinct chunks they need)."""
+    where, params = ("WHERE m.name = ?", [model]) if model else ("", [])
+    n, logical = cat.query(
+        f"SELECT count(*), coalesce(sum(v.size_bytes), 0) FROM versions v JOIN models m ON m.id = v.model_id {where}",
+        params,
+    )[0]
+    stored = cat.query(
+        f"""SELECT coalesce(sum(c.stored_size), 0) FROM chunks c WHERE c.id IN (
+              SELECT vc.chunk_id FROM version_chunks vc JOIN versions v ON v.id = vc.version_id
+              JOIN models m ON m.id = v.model_id {where})""",
+        params,
+    )[0][0]
+    return n, logical, stored
+
+
 def to_versions(cat: Catalog, rows: Sequence[sqlite3.Row]) -> list[Version]:
     ids = [r["id"] for r in rows]
     aliases: dict[str, list[str]] = {}
     stored: dict[str, int] = {}
+    unique: dict[str, int] = {}
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
         aliases.update(_aliases_by_version(cat, part))
         stored.update(_stored_by_version(cat, part))
+        unique.update(_unique_by_version(cat, part))
     out = []
     for r in rows:
         parent = f"{r['parent_model']}:v{r['parent_number']}" if r["parent_number"] is not None else None
@@ -98,6 +131,7 @@ def to_versions(cat: Catalog, rows: Sequence[sqlite3.Row]) -> list[Version]:
                 aliases=aliases.get(r["id"], []),
                 size_bytes=r["size_bytes"],
                 stored_bytes=stored.get(r["id"], 0),
+                unique_bytes=unique.get(r["id"], 0),
                 manifest=r["manifest"],
                 file_count=r["file_count"],
             )

@@ -248,3 +248,32 @@ def verify(
         )
     if not report.ok:
         raise typer.Exit(3)
+
+
+@app.command()
+def du(
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this model."),
+    as_json: bool = JSON,
+) -> None:
+    """Disk use: per version its size, stored size and unique bytes (what deleting it frees).
+
+    Example: amber du --model face
+    """
+    with open_repo() as repo:
+        versions = repo.versions(model)
+        names = [model] if model else [m.name for m in repo.models()]
+        per_model = [repo.du(name) for name in names]
+        total = repo.du(model) if model else repo.du()
+    if as_json:
+        output.print_json(
+            {
+                "versions": [
+                    {k: v.to_json()[k] for k in ("ref", "size_bytes", "stored_bytes", "unique_bytes")}
+                    for v in versions
+                ],
+                "models": [u.to_json() for u in per_model],
+                "total": total.to_json(),
+            }
+        )
+        return
+    output.out.print(output.du_table(versions, per_model, total))

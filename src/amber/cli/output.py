@@ -13,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from amber import clock
-from amber.types import Version
+from amber.types import Usage, Version
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -131,3 +131,16 @@ class RichProgress:
                 self._bar.remove_task(self._task)
                 self._task = None
                 self._bar.stop()
+
+
+def du_table(versions: list[Version], models: list[Usage], total: Usage) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("", "size", "stored", "unique", "ratio"):
+        table.add_column(col, justify="left" if not col else "right", no_wrap=True)
+    for v in versions:
+        ratio = f"{v.stored_bytes / v.size_bytes:.3f}" if v.size_bytes else ""
+        table.add_row(v.ref, size(v.size_bytes), size(v.stored_bytes), size(v.unique_bytes), ratio)
+    for u in [*models, total]:
+        name = f"{u.model} ({u.versions} versions)" if u.model else f"repository ({u.versions} versions)"
+        table.add_row(f"[bold]{name}[/bold]", size(u.logical_bytes), size(u.stored_bytes), "", f"{u.ratio:.3f}")
+    return table
