@@ -8,6 +8,16 @@ from amber.types import DeleteResult, FileEntry, Model, RestoreResult, Usage, Ve
 
 __version__ = "0.1.0"
 
+
+def path(ref: str, used_by: str | None = None, *, repo: str | None = None) -> str:
+    """A local folder holding version ``ref``, for ``from_pretrained`` and friends.
+
+    The version is materialised once into the repository's cache and reused;
+    each call is recorded as a use of the version (``used_by`` names who).
+    """
+    with Repo(repo) as r:
+        return r.local_path(ref, used_by=used_by)
+
 __all__ = [
     "AmberError",
     "DeleteResult",
@@ -18,4 +28,5 @@ __all__ = [
     "Usage",
     "Version",
     "__version__",
+    "path",
 ]

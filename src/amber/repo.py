@@ -11,14 +11,15 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from amber import formats
+from amber.catalog import aliases as alias_rules
 from amber.catalog import queries
 from amber.catalog.db import Catalog
+from amber.curation import Curation
 from amber.errors import (
     AmberError,
     AmbiguousRef,
     InvalidInput,
     ModelNotFound,
-    Refused,
     RepoExists,
     RepoNotFound,
     StorageError,
@@ -26,7 +27,7 @@ from amber.errors import (
 )
 from amber.ids import VersionRef, check_name
 from amber.ops import delete as delete_op
-from amber.ops import locks, record
+from amber.ops import labels, locks, record
 from amber.ops import restore as restore_op
 from amber.ops import verify as verify_op
 from amber.ops.context import Context
@@ -76,7 +77,7 @@ def _storage_error(exc: OSError, what: str) -> StorageError:
     return StorageError(message, hint=hint)
 
 
-class Repo:
+class Repo(Curation):
     """An Amber repository. ``Repo()`` finds ``.amber/`` upward from the working directory."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, progress: Progress | None = None) -> None:
@@ -184,7 +185,7 @@ class Repo:
         if ref.number is not None:
             found = queries.version_rows(cat, "v.model_id = ? AND v.number = ?", [row["id"], ref.number])
         else:
-            target = queries.alias_target(cat, row["id"], ref.alias or "latest")
+            target = alias_rules.target(cat, row["id"], ref.alias or "latest")
             found = queries.version_rows(cat, "v.id = ?", [target]) if target else []
         if not found:
             raise VersionNotFound(text, self._close_matches(text))
@@ -237,6 +238,8 @@ class Repo:
                 record.drop_stat_cache(ctx, stale.model_id)
                 cap = capture(ctx, source, stale.model_id)
                 vid = record.commit(ctx, cap, model=model, folder=source, info=info)
+        if kind != "backup":
+            self._apply_retention(model)
         return self._resolve(vid)
 
     def model_folder(self, model: str) -> str:
@@ -258,12 +261,7 @@ class Repo:
     def delete(self, ref: str, *, force: bool = False) -> DeleteResult:
         """Delete version ``ref`` and every chunk no other version needs."""
         version = self._resolve(ref)
-        pinned = [a for a in version.aliases if a != "latest"]
-        if pinned and not force:
-            raise Refused(
-                f"{version.ref} carries the alias{'es' if len(pinned) > 1 else ''} {', '.join(pinned)}",
-                hint="move the alias first, or pass --force",
-            )
+        self._check_protected(version, force)
         with _disk(f"deleting {version.ref}"):
             freed, removed = delete_op.delete_versions(self._ctx, [version.id])
         return DeleteResult(version=version, freed_bytes=freed, chunks_removed=removed)
@@ -285,19 +283,13 @@ class Repo:
             except BaseException:
                 remove_tree(staging)
                 raise
-        self._record_use(version, "export", target)
+        labels.record_use(self._ctx, version, "export", target)
         return target
 
     def verify(self, *, data: bool = False) -> Report:
         """Check the catalog, every manifest and every chunk file (``data``: re-hash every chunk)."""
         with locks.store(self._ctx.amber, exclusive=False):
             return verify_op.verify(self._ctx, data=data)
-
-    def _record_use(self, version: Version, kind: str, who: str | None) -> None:
-        from amber import clock
-
-        with self._ctx.catalog.transaction() as db:
-            queries.add_event(db, version.id, kind, who, clock.iso(clock.now()))
 
 
 def _with_files(version: Version, entries: Sequence[Any]) -> Version:

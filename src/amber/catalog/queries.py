@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from amber.catalog import aliases as alias_rules
 from amber.catalog.db import Catalog
 from amber.types import Model, Version
 
@@ -34,27 +35,6 @@ def models(cat: Catalog) -> list[Model]:
         "SELECT m.*, (SELECT count(*) FROM versions v WHERE v.model_id = m.id) AS n FROM models m ORDER BY name"
     )
     return [Model(r["name"], r["path"], r["model_type"], r["head"], r["n"]) for r in rows]
-
-
-def _latest_ids(cat: Catalog) -> dict[str, str]:
-    rows = cat.query(
-        """SELECT v.model_id, v.id FROM versions v
-           WHERE v.kind != 'backup' AND v.number = (
-             SELECT max(w.number) FROM versions w WHERE w.model_id = v.model_id AND w.kind != 'backup')"""
-    )
-    return {r["id"]: "latest" for r in rows}
-
-
-def _aliases_by_version(cat: Catalog, ids: Sequence[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {i: [] for i in ids}
-    latest = _latest_ids(cat)
-    for vid in ids:
-        if vid in latest:
-            out[vid].append("latest")
-    for r in cat.query("SELECT version_id, name FROM aliases ORDER BY name"):
-        if r["version_id"] in out and r["name"] not in out[r["version_id"]]:
-            out[r["version_id"]].append(r["name"])
-    return out
 
 
 def _stored_by_version(cat: Catalog, ids: Sequence[str]) -> dict[str, int]:
@@ -102,12 +82,11 @@ def usage(cat: Catalog, model: str | None) -> tuple[int, int, int]:
 
 def to_versions(cat: Catalog, rows: Sequence[sqlite3.Row]) -> list[Version]:
     ids = [r["id"] for r in rows]
-    aliases: dict[str, list[str]] = {}
+    aliases = alias_rules.by_version(cat)
     stored: dict[str, int] = {}
     unique: dict[str, int] = {}
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
-        aliases.update(_aliases_by_version(cat, part))
         stored.update(_stored_by_version(cat, part))
         unique.update(_unique_by_version(cat, part))
     out = []
@@ -150,17 +129,6 @@ def versions(cat: Catalog, model: str | None = None) -> list[Version]:
 
 def version_rows(cat: Catalog, where: str, params: Sequence[object]) -> list[Version]:
     return to_versions(cat, cat.query(_VERSION_SELECT + " WHERE " + where, list(params)))
-
-
-def alias_target(cat: Catalog, model_id: int, name: str) -> str | None:
-    if name == "latest":
-        rows = cat.query(
-            "SELECT id FROM versions WHERE model_id = ? AND kind != 'backup' ORDER BY number DESC LIMIT 1",
-            (model_id,),
-        )
-    else:
-        rows = cat.query("SELECT version_id AS id FROM aliases WHERE model_id = ? AND name = ?", (model_id, name))
-    return rows[0]["id"] if rows else None
 
 
 def known_chunks(cat: Catalog) -> set[str]:

@@ -144,3 +144,42 @@ def du_table(versions: list[Version], models: list[Usage], total: Usage) -> Tabl
         name = f"{u.model} ({u.versions} versions)" if u.model else f"repository ({u.versions} versions)"
         table.add_row(f"[bold]{name}[/bold]", size(u.logical_bytes), size(u.stored_bytes), "", f"{u.ratio:.3f}")
     return table
+
+
+def _line(v: Version) -> str:
+    parts = [v.ref, f"'{v.label}'"]
+    if v.kind != "manual":
+        parts.append(f"[{v.kind}]")
+    if v.iteration is not None:
+        parts.append(f"it {v.iteration}")
+    if v.metrics:
+        parts.append(metrics_text(v.metrics))
+    if v.aliases:
+        parts.append("(" + ", ".join(v.aliases) + ")")
+    return "  ".join(parts)
+
+
+def log_lines(versions: list[Version]) -> list[str]:
+    """Newest first, each with its parent."""
+    return [f"{_line(v)}  <- {v.parent or 'root'}" for v in sorted(versions, key=lambda v: -v.number)]
+
+
+def graph_lines(versions: list[Version]) -> list[str]:
+    """The version tree, roots first, children in creation order."""
+    by_ref = {v.ref: v for v in versions}
+    children: dict[str | None, list[Version]] = {}
+    for v in sorted(versions, key=lambda v: v.number):
+        parent = v.parent if v.parent in by_ref else None
+        children.setdefault(parent, []).append(v)
+    lines: list[str] = []
+
+    def walk(v: Version, lead: str, tail: str) -> None:
+        lines.append(f"{lead}* {_line(v)}")
+        kids = children.get(v.ref, [])
+        for n, kid in enumerate(kids):
+            last = n == len(kids) - 1
+            walk(kid, tail + ("└─" if last else "├─"), tail + ("  " if last else "│ "))
+
+    for root in children.get(None, []):
+        walk(root, "", "")
+    return lines

@@ -1,4 +1,4 @@
-"""Delete versions and the chunks nothing else needs.
+"""Delete versions and the chunks nothing else needs; sweep orphans.
 
 Invariants:
 
@@ -11,6 +11,8 @@ Invariants:
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from collections.abc import Sequence
 
 from amber import faults
@@ -22,32 +24,47 @@ from amber.ops.context import Context
 def delete_versions(ctx: Context, version_ids: Sequence[str]) -> tuple[int, int]:
     """Remove the versions; return (bytes freed, chunks removed)."""
     with locks.store(ctx.amber, exclusive=True):
-        with ctx.catalog.transaction() as db:
-            gone = queries.chunks_only_in(ctx.catalog, version_ids)
-            gone_ids = {r["id"] for r in gone}
-            marks = ",".join("?" * len(version_ids))
-            for vid in version_ids:  # children now descend from the deleted version's parent
-                db.execute(
-                    "UPDATE versions SET parent = (SELECT parent FROM versions WHERE id = ?) WHERE parent = ?",
-                    (vid, vid),
-                )
-                db.execute(
-                    "UPDATE models SET head = (SELECT parent FROM versions WHERE id = ?) WHERE head = ?", (vid, vid)
-                )
-            db.execute(f"DELETE FROM versions WHERE id IN ({marks})", list(version_ids))
-            db.executemany("DELETE FROM chunks WHERE id = ?", [(c,) for c in gone_ids])
-            _drop_stale_cache(db, gone_ids)
-        faults.crash_point("delete.committed")
-        for n, oid in enumerate(sorted(gone_ids)):
-            if n == 1:
-                faults.crash_point("delete.unlinking")
-            ctx.store.delete(oid)
+        return delete_locked(ctx, version_ids)
+
+
+def delete_locked(ctx: Context, version_ids: Sequence[str]) -> tuple[int, int]:
+    """:func:`delete_versions` for a caller already holding the exclusive store lock."""
+    if not version_ids:
+        return 0, 0
+    with ctx.catalog.transaction() as db:
+        gone = queries.chunks_only_in(ctx.catalog, version_ids)
+        gone_ids = {r["id"] for r in gone}
+        for vid in version_ids:  # children now descend from the deleted version's parent
+            parent = db.execute("SELECT parent FROM versions WHERE id = ?", (vid,)).fetchone()[0]
+            db.execute("UPDATE versions SET parent = ? WHERE parent = ?", (parent, vid))
+            db.execute("UPDATE models SET head = ? WHERE head = ?", (parent, vid))
+            db.execute("DELETE FROM versions WHERE id = ?", (vid,))
+        db.executemany("DELETE FROM chunks WHERE id = ?", [(c,) for c in gone_ids])
+        _drop_stale_cache(db, gone_ids)
+    faults.crash_point("delete.committed")
+    for n, oid in enumerate(sorted(gone_ids)):
+        if n == 1:
+            faults.crash_point("delete.unlinking")
+        ctx.store.delete(oid)
+    ctx.store.sync_removed(gone_ids)
     return sum(r["stored_size"] for r in gone), len(gone_ids)
 
 
-def _drop_stale_cache(db: object, gone: set[str]) -> None:
+def sweep_orphans(ctx: Context) -> int:
+    """Remove object files no catalog row names, and leftover temp files (exclusive lock held)."""
+    known = {r[0] for r in ctx.catalog.query("SELECT id FROM chunks")}
+    orphans = {oid for oid in ctx.store.ids() if oid not in known}
+    for oid in orphans:
+        ctx.store.delete(oid)
+    for tmp in list(ctx.store.temp_files()):
+        os.unlink(tmp)
+    ctx.store.sync_removed(orphans)
+    return len(orphans)
+
+
+def _drop_stale_cache(db: sqlite3.Connection, gone: set[str]) -> None:
     if not gone:
         return
-    rows = db.execute("SELECT model_id, path, entry FROM stat_cache").fetchall()  # type: ignore[attr-defined]
-    stale = [(r["model_id"], r["path"]) for r in rows if any(c in gone for c, _ in json.loads(r["entry"])["chunks"])]
-    db.executemany("DELETE FROM stat_cache WHERE model_id = ? AND path = ?", stale)  # type: ignore[attr-defined]
+    rows = db.execute("SELECT model_id, path, entry FROM stat_cache").fetchall()
+    stale = [(r[0], r[1]) for r in rows if any(c in gone for c, _ in json.loads(r[2])["chunks"])]
+    db.executemany("DELETE FROM stat_cache WHERE model_id = ? AND path = ?", stale)

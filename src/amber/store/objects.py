@@ -115,6 +115,13 @@ class ObjectStore:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(oid))
 
+    def sync_removed(self, oids: set[str]) -> None:
+        """fsync the folders that held the removed objects, so the removal is durable."""
+        for shard in sorted({oid[:2] for oid in oids}):
+            folder = os.path.join(self.root, shard)
+            if os.path.isdir(folder):
+                fsync_dir(folder)
+
     def ids(self) -> Iterator[str]:
         """Every object id present, in no particular order (temp files skipped)."""
         with os.scandir(self.root) as shards:
