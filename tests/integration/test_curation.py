@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import cli_json, run_cli, tree_bytes
 
 import amber
 from amber.errors import InvalidInput, NotFound, Refused
 from amber.ops.retention import Policy
-from tests.conftest import cli_json, run_cli, tree_bytes
 
 
 def snap(repo: amber.Repo, folder: Path, n: int, **kw):  # type: ignore[no-untyped-def]
