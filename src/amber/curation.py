@@ -160,8 +160,9 @@ class Curation:
             raise InvalidInput("a version's name cannot be empty")
         if any(not t.strip() for t in add_tags):
             raise InvalidInput("tags must be non-empty")
-        fields = {"label": name, "notes": notes, "add_tags": list(add_tags), "remove_tags": list(remove_tags)}
-        fields |= {"metadata": metadata or {}, "remove_metadata": list(remove_metadata)}
+        fields: dict[str, Any] = {"label": name, "notes": notes, "add_tags": list(add_tags)}
+        fields |= {"remove_tags": list(remove_tags), "metadata": metadata or {}}
+        fields["remove_metadata"] = list(remove_metadata)
         labels.edit(self._ctx, version, fields)
         return self._resolve(version.id)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from amber.catalog.migrations import MIGRATIONS, SCHEMA_VERSION
 from amber.errors import Corruption, StorageError
@@ -74,9 +74,9 @@ class Catalog:
             self.db.execute("ROLLBACK")
             raise StorageError(f"cannot commit to the catalog: {exc}") from None
 
-    def query(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         try:
-            return self.db.execute(sql, params).fetchall()
+            return self.db.execute(sql, tuple(params)).fetchall()
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
                 raise

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 import threading
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
@@ -49,7 +49,7 @@ def print_json(doc: Any) -> None:
 def versions_table(versions: list[Version]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("ref", "label", "iteration", "metrics", "created", "size", "stored", "aliases"):
-        justify = "right" if col in ("iteration", "size", "stored") else "left"
+        justify: Literal["left", "right"] = "right" if col in ("iteration", "size", "stored") else "left"
         table.add_column(col, justify=justify, no_wrap=col != "label")
     for v in versions:
         label = v.label if v.kind == "manual" else f"{v.label} [{v.kind}]"

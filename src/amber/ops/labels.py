@@ -41,7 +41,9 @@ def remove_alias(ctx: Context, model_id: int, model: str, name: str) -> None:
 
 def update_settings(ctx: Context, model_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     with ctx.catalog.transaction() as db:
-        current = json.loads(db.execute("SELECT settings FROM models WHERE id = ?", (model_id,)).fetchone()[0])
+        current: dict[str, Any] = json.loads(
+            db.execute("SELECT settings FROM models WHERE id = ?", (model_id,)).fetchone()[0]
+        )
         for key, value in changes.items():
             if value is None:
                 current.pop(key, None)

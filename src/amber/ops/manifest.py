@@ -64,8 +64,10 @@ def _parse_entry(item: object) -> FileEntry:
     if not isinstance(item, dict):
         raise InvalidInput("manifest entry is not an object")
     path, kind, mode = item.get("path"), item.get("type"), item.get("mode")
-    if not isinstance(path, str) or kind not in _TYPES or not _is_int(mode) or not 0 <= mode <= 0o7777:
+    if not isinstance(path, str) or kind not in _TYPES or not isinstance(mode, int) or isinstance(mode, bool):
         raise InvalidInput(f"manifest entry {str(path)[:80]!r} has a bad path, type or mode")
+    if not 0 <= mode <= 0o7777:
+        raise InvalidInput(f"manifest entry {path[:80]!r} has an impossible mode {mode}")
     check_path(path)
     allowed = {"path", "type", "mode"} | {"file": {"size", "chunks"}, "symlink": {"target"}, "dir": set()}[kind]
     if set(item) - allowed:
