@@ -27,10 +27,12 @@ from amber.errors import (
 )
 from amber.ids import VersionRef, check_name
 from amber.ops import delete as delete_op
+from amber.ops import diff as diff_op
 from amber.ops import labels, locks, record
 from amber.ops import restore as restore_op
 from amber.ops import verify as verify_op
 from amber.ops.context import Context
+from amber.ops.diff import Diff
 from amber.ops.materialize import materialize
 from amber.ops.scan import AMBER_DIR, check_source
 from amber.ops.snapshot import VersionInfo, capture
@@ -150,6 +152,10 @@ class Repo(Curation):
             _root, entries = restore_op.load_manifest(self._ctx, version)
             version = _with_files(version, entries)
         return version
+
+    def diff(self, a: str, b: str) -> Diff:
+        """What changed from version ``a`` to version ``b``: fields, files, tensors."""
+        return diff_op.diff(self._ctx, self._resolve(a), self._resolve(b))
 
     def usage(self, ref: str) -> list[dict[str, Any]]:
         return queries.events(self._ctx.catalog, self._resolve(ref).id)

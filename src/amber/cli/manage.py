@@ -188,3 +188,24 @@ def use(
         output.print_json({"version": v.ref, "by": by})
     else:
         output.out.print(f"Recorded: {by or 'someone'} uses {v.ref}", markup=False)
+
+
+@app.command()
+def diff(
+    a: str = typer.Argument(..., help="The older version."),
+    b: str = typer.Argument(..., help="The newer version."),
+    as_json: bool = JSON,
+) -> None:
+    """Compare two versions: metadata, files, and each changed tensor (max abs, relative L2).
+
+    Example: amber diff face:v3 face:v5
+    """
+    import dataclasses
+
+    with open_repo() as repo:
+        d = repo.diff(a, b)
+    if as_json:
+        output.print_json(dataclasses.asdict(d))
+        return
+    for line in output.diff_lines(d):
+        output.out.print(line, markup=False)

@@ -183,3 +183,28 @@ def graph_lines(versions: list[Version]) -> list[str]:
     for root in children.get(None, []):
         walk(root, "", "")
     return lines
+
+
+def diff_lines(d: Any) -> list[str]:
+    lines = [f"{d.a} -> {d.b}"]
+    for key, (old, new) in d.fields.items():
+        lines.append(f"  {key}: {old!r} -> {new!r}")
+    marks = {"added": "+", "removed": "-", "changed": "~", "mode": "m"}
+    for f in d.files:
+        sizes = " -> ".join("" if s is None else size(s) for s in f.size)
+        lines.append(f"{marks[f.status]} {f.path}  ({sizes})" + (f"  {f.note}" if f.note else ""))
+        for t in f.tensors:
+            detail = {
+                "added": f"added {t.dtype[1]} {t.shape[1]}",
+                "removed": f"removed {t.dtype[0]} {t.shape[0]}",
+                "reshaped": f"shape {t.shape[0]} -> {t.shape[1]}",
+                "retyped": f"dtype {t.dtype[0]} -> {t.dtype[1]}",
+            }.get(t.status)
+            if detail is None:
+                rel = "n/a" if t.rel_l2 is None else f"{t.rel_l2:.3g}"
+                mx = "n/a" if t.max_abs is None else f"{t.max_abs:.3g}"
+                detail = f"max |d| {mx}, rel L2 {rel}"
+            lines.append(f"    {t.name}: {detail}")
+    if len(lines) == 1:
+        lines.append("  identical")
+    return lines
