@@ -8,7 +8,10 @@ turns them into :class:`~amber.formats.Region` s that
 2. never put two tensors of different itemsize into one region;
 3. fold runs of small neighbours (each under ``SMALL`` bytes) into one region, so
    a model of many biases and norms does not become thousands of tiny chunks.
-   Opaque bytes in such a run (pickle opcodes, zip headers, padding) join it.
+   Opaque bytes in such a run (pickle opcodes, zip headers, padding) join it;
+4. cut a large tensor in fixed pieces (``cdc=False``), and large opaque bytes
+   (a pickle's loss history, a long header) by content (``cdc=True``), so an
+   insertion there shifts no later chunk.
 
 Spans that overlap or leave the file are a parse error: :class:`Malformed`.
 """
@@ -94,7 +97,8 @@ def _fill_gaps(spans: list[Span], size: int, tail_cdc: bool) -> list[Region | Sp
         out.append(span)
         position = span.end
     if position < size:
-        out.append(Region(position, size - position, 0, cdc=True) if tail_cdc else Span(position, size - position, 0, False))
+        rest = size - position
+        out.append(Region(position, rest, 0, cdc=True) if tail_cdc else Span(position, rest, 0, tensor=False))
     return out
 
 
@@ -116,9 +120,12 @@ def _fold_small(parts: list[Region | Span]) -> list[Region]:
             flush()
             out.append(part)
             continue
-        if part.length >= SMALL:
+        if part.length >= SMALL:  # large: a tensor is cut in fixed pieces, opaque bytes by content
             flush()
-            out.append(Region(part.offset, part.length, float_itemsize(part.itemsize)))
+            if part.tensor:
+                out.append(Region(part.offset, part.length, float_itemsize(part.itemsize)))
+            else:
+                out.append(Region(part.offset, part.length, 0, cdc=True))
             continue
         clashes = part.tensor and run_itemsize is not None and run_itemsize != part.itemsize
         if clashes or (run and part.end - run[0].offset > PIECE):

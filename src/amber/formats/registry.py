@@ -11,7 +11,7 @@ import logging
 from typing import BinaryIO
 
 from amber.formats import Detected, Region, gguf, npy, pickled, safetensors, torch_zip, zipmembers
-from amber.formats.regions import Malformed, covers, layout, opaque
+from amber.formats.regions import covers, layout, opaque
 from amber.formats.tensors import Weights
 
 _HEAD = 16
@@ -25,7 +25,7 @@ def plan_regions(path: str, size: int) -> list[Region]:
     try:
         with open(path, "rb", buffering=_BUFFER) as f:
             regions = _plan(f, size, path)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means "opaque bytes"
+    except Exception as exc:  # any parse failure at all means "opaque bytes"
         log.debug("planning %s as opaque: %s", path, exc)
         return opaque(size)
     return regions if covers(regions, size) else opaque(size)
@@ -35,7 +35,7 @@ def _plan(f: BinaryIO, size: int, path: str) -> list[Region]:
     head = f.read(_HEAD)
     if pickled.is_pickle(head):
         spans, end = pickled.walk(f, size)
-        return layout(spans, size, tail_cdc=end < size)
+        return layout(spans, size, tail_cdc=end < size) if spans else opaque(size)
     weights = read_weights(f, size, path, head)
     return opaque(size) if weights is None else layout(weights.spans(), size)
 
@@ -68,6 +68,3 @@ def detect(folder: str, *, select: str | None = None) -> Detected:
     from amber.formats.metadata import detect_any
 
     return detect_any(folder, select=select)
-
-
-__all__ = ["Malformed", "detect", "plan_regions", "read_weights"]

@@ -22,7 +22,7 @@ def looks_like(head: bytes, size: int) -> bool:
     """True if ``head`` (the first bytes) starts like a safetensors file of ``size`` bytes."""
     if len(head) < 9 or head[8:9] != b"{":
         return False
-    (length,) = _LENGTH.unpack_from(head)
+    length: int = _LENGTH.unpack_from(head)[0]
     return 2 <= length <= min(MAX_HEADER, size - 8)
 
 
@@ -48,18 +48,21 @@ def read(f: BinaryIO, size: int) -> Weights:
 def _tensor(name: str, entry: Any, base: int, size: int) -> Tensor:
     if not isinstance(entry, dict):
         raise Malformed(f"safetensors entry {name!r} is not an object")
-    kind, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if not isinstance(kind, str) or not _ints(shape) or not _ints(offsets) or len(offsets) != 2:
+    kind, shape, offsets = entry.get("dtype"), _ints(entry.get("shape")), _ints(entry.get("data_offsets"))
+    if not isinstance(kind, str) or shape is None or offsets is None or len(offsets) != 2:
         raise Malformed(f"safetensors entry {name!r} lacks dtype, shape or data_offsets")
     begin, end = offsets
     if not 0 <= begin <= end or base + end > size:
         raise Malformed(f"safetensors tensor {name!r} lies outside the file")
     dtype = dtypes.SAFETENSORS.get(kind, kind.lower())
-    return Tensor(name, dtype, tuple(shape), base + begin, end - begin)
+    return Tensor(name, dtype, shape, base + begin, end - begin)
 
 
-def _ints(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+def _ints(value: Any) -> tuple[int, ...] | None:
+    """``value`` as a tuple of non-negative ints, or None if it is not a list of them."""
+    if not isinstance(value, list) or not all(type(v) is int and v >= 0 for v in value):
+        return None
+    return tuple(value)
 
 
 def _exact(f: BinaryIO, n: int) -> bytes:

@@ -36,14 +36,6 @@ class Weights:
     tensors: tuple[Tensor, ...]
     info: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def parameters(self) -> int:
-        return sum(t.numel for t in self.tensors)
-
-    @property
-    def dtype(self) -> str | None:
-        return main_dtype((t.dtype, t.numel) for t in self.tensors)
-
     def spans(self) -> list[Span]:
         return [Span(t.offset, t.length, 0 if t.packed else dtypes.itemsize_hint(t.dtype)) for t in self.tensors]
 

@@ -43,8 +43,8 @@ def read(f: BinaryIO, size: int, path: str, found: list[Member]) -> Weights:
     storages = _storages(f, pickle_member, path)
     tensors = []
     for member in found:
-        if member.stored and member.name.startswith(prefix) and "/" not in member.name[len(prefix):]:
-            key = member.name[len(prefix):]
+        if member.stored and member.name.startswith(prefix) and "/" not in member.name[len(prefix) :]:
+            key = member.name[len(prefix) :]
             info = storages.get(key)
             dtype = info.dtype if info is not None else "unknown"
             numel = info.numel if info is not None else 0
@@ -62,9 +62,11 @@ def _storages(f: BinaryIO, member: Member, path: str) -> dict[str, safe_pickle.S
 
 
 def load(path: str) -> safe_pickle.Loaded:
-    """The object a checkpoint pickles, via the strict safe unpickler.
+    """The object a checkpoint pickles, read by the safe unpickler in lenient mode.
 
-    Raises UnsafePickle if it asks for a global Amber does not allow, and
+    Checkpoints legitimately pickle classes of their own (a config object,
+    ``argparse.Namespace``, a whole ``nn.Module``); each such global becomes an
+    inert stand-in, is never imported, and is listed in ``refused``. Raises
     InvalidInput if the file is not a readable zip checkpoint.
     """
     try:
@@ -76,7 +78,7 @@ def load(path: str) -> safe_pickle.Loaded:
             data = read_member(f, member, safe_pickle.MAX_PICKLE)
     except Malformed as exc:
         raise InvalidInput(f"'{path}' is not a readable PyTorch checkpoint: {exc}") from None
-    return safe_pickle.load_with_storages(data, path)
+    return safe_pickle.load_with_storages(data, path, lenient=True)
 
 
 def read_scalar(path: str, tensor: safe_pickle.TensorInfo) -> float | None:
