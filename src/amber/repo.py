@@ -217,11 +217,19 @@ class Repo(Curation):
         metadata: dict[str, Any] | None = None,
         model_type: str | None = None,
         kind: str = "manual",
+        select: str | None = None,
     ) -> Version:
-        """Record the folder (or file) at ``path`` as a new version of ``model``."""
+        """Record the folder (or file) at ``path`` as a new version of ``model``.
+
+        ``select`` picks one DeepFaceLab model of a folder holding several (a
+        glob such as ``"new_SAEHD_*"``, or a model prefix); later restores of
+        the model then replace exactly that model's files.
+        """
         source = check_source(os.fspath(path), self.root)
-        model = check_name(model or os.path.basename(source.rstrip(os.sep)))
-        found = formats.detect(source)
+        select = select or self._stored_select(model)
+        found = formats.detect(source, select=select)
+        model = check_name(model or _default_name(source, select))
+        _check_selection(source, path, found, select)
         info = VersionInfo(
             label=name or "",
             kind=kind,
@@ -238,15 +246,21 @@ class Repo(Curation):
             row = queries.model_row(ctx.catalog, model)
             model_id = row["id"] if row is not None else None
             try:
-                cap = capture(ctx, source, model_id)
+                cap = capture(ctx, source, model_id, select)
                 vid = record.commit(ctx, cap, model=model, folder=source, info=info)
             except record.StaleCache as stale:
                 record.drop_stat_cache(ctx, stale.model_id)
-                cap = capture(ctx, source, stale.model_id)
+                cap = capture(ctx, source, stale.model_id, select)
                 vid = record.commit(ctx, cap, model=model, folder=source, info=info)
+            if select:
+                labels.update_settings(ctx, self._model_row(model)["id"], {"select": select})
         if kind != "backup":
             self._apply_retention(model)
         return self._resolve(vid)
+
+    def _stored_select(self, model: str | None) -> str | None:
+        row = queries.model_row(self._ctx.catalog, model) if model else None
+        return alias_rules.settings(self._ctx.catalog, row["id"]).get("select") if row is not None else None
 
     def model_folder(self, model: str) -> str:
         row = self._model_row(model)
@@ -258,8 +272,9 @@ class Repo(Curation):
         """Make the model's folder equal version ``ref``, backing up the current state first."""
         version = self._resolve(ref)
         folder = self.model_folder(version.model)
+        select = self._stored_select(version.model)
         with _disk(f"restoring {version.ref}"):
-            backup_id, equal_id = restore_op.restore(self._ctx, version, folder, force=force)
+            backup_id, equal_id = restore_op.restore(self._ctx, version, folder, force=force, select=select)
         backup = self._resolve(backup_id) if backup_id else None
         equal = self._resolve(equal_id) if equal_id else None
         return RestoreResult(version=self._resolve(version.id), backup=backup, equal_to=equal, path=folder)
@@ -296,6 +311,28 @@ class Repo(Curation):
         """Check the catalog, every manifest and every chunk file (``data``: re-hash every chunk)."""
         with locks.store(self._ctx.amber, exclusive=False):
             return verify_op.verify(self._ctx, data=data)
+
+
+def _default_name(source: str, select: str | None) -> str:
+    """The folder's name, or with a DeepFaceLab selection, the selected model's prefix."""
+    if select:
+        picked = formats.dfl_files(source, select)
+        owners = {p for p in formats.dfl_models(source) if picked and all(f.startswith(p + "_") for f in picked)}
+        if len(owners) == 1:
+            return owners.pop()
+    return os.path.basename(source.rstrip(os.sep))
+
+
+def _check_selection(source: str, shown: str | os.PathLike[str], found: Any, select: str | None) -> None:
+    present = found.metadata.get("dfl_models") or []
+    if select is None and found.model_type is None and len(present) > 1:
+        raise InvalidInput(
+            f"'{shown}' holds {len(present)} DeepFaceLab models ({', '.join(present)}); "
+            "Amber versions one at a time",
+            hint=f"choose one with --select, e.g. --select '{present[-1]}_*'",
+        )
+    if select is not None and os.path.isdir(source) and not formats.dfl_files(source, select):
+        raise InvalidInput(f"--select '{select}' matches no file in '{shown}'")
 
 
 def _with_files(version: Version, entries: Sequence[Any]) -> Version:

@@ -82,17 +82,25 @@ def snapshot(
     tag: list[str] = typer.Option([], "--tag", help="A tag, repeatable."),
     meta: list[str] = typer.Option([], "--meta", help="KEY=VALUE metadata, repeatable; VALUE may be JSON."),
     model_type: str | None = typer.Option(None, "--type", help="Model type (SAEHD, hf-transformers, ...)."),
+    select: str | None = typer.Option(
+        None, "--select", help="In a DeepFaceLab folder with several models: a glob or model prefix to version."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Snapshot a model folder as a new version.
+
+    Iteration, losses, model type and settings are read from the model's own files
+    (DeepFaceLab, Hugging Face, PEFT, Lightning, safetensors...); what you pass wins.
 
     Example: amber snapshot ./model --model face --name "Best face detail" --iteration 50000 --metric loss_src=0.21
     """
     with open_repo(progress=not as_json) as repo:
         v = repo.snapshot(
             path, model=model, name=name, notes=notes, iteration=iteration, metrics=_metrics(metric),
-            tags=tag, metadata=_meta(meta), model_type=model_type,
+            tags=tag, metadata=_meta(meta), model_type=model_type, select=select,
         )  # fmt: skip
+    for name, refused in (v.metadata.get("unsafe_pickles") or {}).items():
+        output.err.print(f"warning: '{name}' pickles {', '.join(refused)}; Amber stored it but never ran it")
     if as_json:
         output.print_json(v.to_json())
         return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from typing import Any
 
 from amber import clock, faults
@@ -25,7 +26,7 @@ from amber.ops.context import Context
 from amber.ops.inuse import check_idle
 from amber.ops.materialize import materialize
 from amber.ops.record import commit
-from amber.ops.snapshot import VersionInfo, capture, find_equal, stat_rows_for
+from amber.ops.snapshot import VersionInfo, capture, find_equal, selected, stat_rows_for
 from amber.types import FileEntry, Version
 
 
@@ -38,11 +39,13 @@ def staging_path(folder: str, purpose: str) -> str:
     return os.path.join(parent, f".{name}.amber-{purpose}-{secrets.token_hex(4)}")
 
 
-def backup(ctx: Context, folder: str, model: str, model_id: int, target: Version) -> tuple[str | None, str | None]:
+def backup(
+    ctx: Context, folder: str, model: str, model_id: int, target: Version, select: str | None
+) -> tuple[str | None, str | None]:
     """Back up ``folder``: (new backup id, None) or (None, id of the equal version)."""
     if not os.path.lexists(folder):
         return None, None
-    cap = capture(ctx, folder, model_id)
+    cap = capture(ctx, folder, model_id, select)
     equal = find_equal(ctx, model_id, cap.manifest_id)
     if equal is not None:
         return None, equal
@@ -50,19 +53,44 @@ def backup(ctx: Context, folder: str, model: str, model_id: int, target: Version
     return commit(ctx, cap, model=model, folder=folder, info=info), None
 
 
-def restore(ctx: Context, version: Version, folder: str, *, force: bool) -> tuple[str | None, str | None]:
-    """Make ``folder`` equal ``version``. Returns (backup id, equal version id)."""
+def keep_others(folder: str, staging: str, select: str) -> None:
+    """Hard-link into ``staging`` every entry of ``folder`` that ``select`` does not pick.
+
+    Restoring one DeepFaceLab model of a shared folder must leave the other
+    models' files exactly as they are (same bytes, same inodes).
+    """
+    mine = selected(folder, select) or set()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name in mine:
+                continue
+            target = os.path.join(staging, entry.name)
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry.path), target)
+            elif entry.is_dir():
+                shutil.copytree(entry.path, target, symlinks=True, copy_function=os.link)
+            else:
+                os.link(entry.path, target)
+
+
+def restore(
+    ctx: Context, version: Version, folder: str, *, force: bool, select: str | None = None
+) -> tuple[str | None, str | None]:
+    """Make ``folder`` equal ``version`` (with ``select``: only that model's files). Returns
+    (backup id, equal version id)."""
     with locks.model(ctx.amber, version.model), locks.store(ctx.amber, exclusive=False):
         if not force and os.path.lexists(folder):
             check_idle(folder, os.path.relpath(folder))
         model_id = ctx.catalog.query("SELECT id FROM models WHERE name = ?", (version.model,))[0]["id"]
         root, entries = load_manifest(ctx, version)
-        backup_id, equal_id = backup(ctx, folder, version.model, model_id, version)
+        backup_id, equal_id = backup(ctx, folder, version.model, model_id, version, select)
         faults.crash_point("restore.backup_done")
         staging = staging_path(folder, "staging")
         try:
             materialize(ctx, root, entries, staging)
             if root == "dir" and os.path.isdir(folder):
+                if select:
+                    keep_others(folder, staging, select)
                 os.chmod(staging, os.stat(folder).st_mode & 0o7777)
         except BaseException:
             swap.remove_tree(staging)

@@ -23,7 +23,7 @@ from typing import Any
 
 import blake3
 
-from amber import clock, faults
+from amber import clock, faults, formats
 from amber.catalog import queries
 from amber.errors import InvalidInput
 from amber.ops import manifest
@@ -74,11 +74,22 @@ class Captured:
     size: int
 
 
-def capture(ctx: Context, source: str, model_id: int | None) -> Captured:
-    """Store every chunk of ``source`` (absolute path) and its manifest."""
+def selected(folder: str, select: str | None) -> set[str] | None:
+    """The top-level names ``select`` picks in a DeepFaceLab folder (None: everything)."""
+    return set(formats.dfl_files(folder, select)) if select else None
+
+
+def capture(ctx: Context, source: str, model_id: int | None, select: str | None = None) -> Captured:
+    """Store every chunk of ``source`` (absolute path) and its manifest.
+
+    With ``select``, only the files of that DeepFaceLab model are taken.
+    """
     cache = queries.stat_cache(ctx.catalog, model_id) if model_id is not None else {}
     if os.path.isdir(source):
         root, found = "dir", walk(source)
+        only = selected(source, select)
+        if only is not None:
+            found = [f for f in found if f.path in only]
     else:
         st = os.stat(source, follow_symlinks=False)
         root, found = "file", [Found(os.path.basename(source), "file", st.st_mode & 0o7777, st)]
