@@ -6,7 +6,6 @@ import zipfile
 from pathlib import Path
 
 import torch
-
 from tests.conftest import cli_json, run_cli, tree_bytes
 from tests.unit.formats.builders import hostile_pickle
 
