@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from tests.conftest import cli_json
 
 import amber
-from tests.conftest import cli_json
 
 
 def test_diff_down_to_the_tensor(repo: amber.Repo, work: Path) -> None:

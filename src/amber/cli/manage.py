@@ -104,12 +104,11 @@ def gc(
     policy = Policy(keep_last, keep_best, keep_every, keep_backups)
     policy.check()
     with open_repo() as repo:
-        plan = repo.gc(policy, model=model, dry_run=True)
-        if not dry_run and plan.deleted:
-            _confirm(f"Delete {len(plan.deleted)} versions?", ", ".join(v.ref for v in plan.deleted), yes)
+        result = repo.gc(policy, model=model, dry_run=True)
+        if not dry_run:  # a run with nothing to delete still sweeps orphan objects
+            if result.deleted:
+                _confirm(f"Delete {len(result.deleted)} versions?", ", ".join(v.ref for v in result.deleted), yes)
             result = repo.gc(policy, model=model, dry_run=False)
-        else:
-            result = plan
     if as_json:
         output.print_json(
             {
