@@ -9,10 +9,10 @@ import blake3
 
 from amber.errors import InvalidInput
 
-_HEX = re.compile(r"^[0-9a-f]{64}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_NUMBER = re.compile(r"^v(\d{1,9})$")
-_PREFIX = re.compile(r"^[0-9a-f]{4,64}$")
+_HEX = re.compile(r"^[0-9a-f]{64}\Z")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_NUMBER = re.compile(r"^v(\d{1,9})\Z")
+_PREFIX = re.compile(r"^[0-9a-f]{4,64}\Z")
 
 
 @dataclass(frozen=True, order=True)

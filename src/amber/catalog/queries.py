@@ -160,8 +160,15 @@ def chunks_only_in(cat: Catalog, version_ids: Sequence[str]) -> list[sqlite3.Row
     )
 
 
+def path_key(path: str) -> str:
+    """A file path as the catalog stores it: JSON-escaped ASCII, so names that are
+    not UTF-8 (which Python carries as lone surrogates) fit in SQLite text."""
+    return json.dumps(path)
+
+
 def stat_cache(cat: Catalog, model_id: int) -> dict[str, sqlite3.Row]:
-    return {r["path"]: r for r in cat.query("SELECT * FROM stat_cache WHERE model_id = ?", (model_id,))}
+    rows = cat.query("SELECT * FROM stat_cache WHERE model_id = ?", (model_id,))
+    return {json.loads(r["path"]): r for r in rows}
 
 
 def replace_stat_cache(db: sqlite3.Connection, model_id: int, rows: Iterable[tuple[Any, ...]]) -> None:
@@ -174,6 +181,8 @@ def replace_stat_cache(db: sqlite3.Connection, model_id: int, rows: Iterable[tup
 
 
 def add_event(db: sqlite3.Connection, version_id: str, kind: str, who: str | None, at: str) -> None:
+    if who is not None:
+        who = who.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     db.execute("INSERT INTO events (version_id, kind, who, at) VALUES (?, ?, ?, ?)", (version_id, kind, who, at))
 
 

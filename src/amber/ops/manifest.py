@@ -25,7 +25,7 @@ FORMAT = 1
 MAX_ENTRIES = 5_000_000
 MAX_FILE_SIZE = 1 << 50
 MAX_PATH = 4096
-_OID = re.compile(r"^[0-9a-f]{64}$")
+_OID = re.compile(r"^[0-9a-f]{64}\Z")
 _TYPES = ("file", "dir", "symlink")
 
 
@@ -50,6 +50,8 @@ def decode(data: bytes) -> tuple[str, list[FileEntry]]:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"manifest is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput("manifest is nested too deeply to be a manifest") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InvalidInput("manifest has an unknown format")
     root, raw = doc.get("root"), doc.get("entries")
@@ -113,9 +115,13 @@ def _chunks(value: object, path: str) -> tuple[tuple[str, int], ...]:
 
 def check_path(path: str) -> None:
     """A relative POSIX path with no '.', '..' or empty parts, no NUL."""
+    try:
+        encoded = path.encode("utf-8", "surrogateescape")  # names that are not UTF-8 arrive escaped
+    except UnicodeEncodeError:
+        raise InvalidInput(f"manifest path {path[:200]!r} is not a file name") from None
     if (
         not path
-        or len(path.encode("utf-8", "surrogateescape")) > MAX_PATH
+        or len(encoded) > MAX_PATH
         or path.startswith("/")
         or "\0" in path
         or any(part in ("", ".", "..") for part in path.split("/"))
@@ -123,13 +129,39 @@ def check_path(path: str) -> None:
         raise InvalidInput(f"manifest path {path[:200]!r} is not a safe relative path")
 
 
-def check_link(path: str, target: str) -> None:
-    """A symlink's target must be relative and stay inside the folder."""
-    if not target or target.startswith("/") or "\0" in target:
+def check_link(path: str, target: str, links: dict[str, str] | None = None) -> None:
+    """A symlink's target must be relative and stay inside the folder.
+
+    ``links`` (every symlink of the folder, path -> target) lets the check
+    follow the links the target passes through, as the kernel would: ``a ->
+    b/..`` escapes when ``b -> .``, though ``b/..`` alone looks harmless.
+    """
+    if not target or target.startswith("/") or "\0" in target or _escapes(path, target, links or {}):
         raise InvalidInput(f"symlink '{path}' points outside the folder ('{target}')")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise InvalidInput(f"symlink '{path}' points outside the folder ('{target}')")
+
+
+def _escapes(path: str, target: str, links: dict[str, str]) -> bool:
+    stack = path.split("/")[:-1]
+    parts = target.split("/")
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return True
+            stack.pop()
+            continue
+        stack.append(part)
+        through = links.get("/".join(stack))
+        if through is not None and parts:  # a link in the middle of the path: follow it
+            hops += 1
+            if hops > 40 or through.startswith("/"):
+                return True
+            stack.pop()
+            parts = through.split("/") + parts
+    return False
 
 
 def check_tree(root: str, entries: Sequence[FileEntry]) -> None:
@@ -139,6 +171,9 @@ def check_tree(root: str, entries: Sequence[FileEntry]) -> None:
         if e.path in kinds:
             raise InvalidInput(f"manifest lists '{e.path}' twice")
         kinds[e.path] = e.type
+    links = {e.path: e.target or "" for e in entries if e.type == "symlink"}
+    for link, target in links.items():
+        check_link(link, target, links)
     for e in entries:
         parent = posixpath.dirname(e.path)
         if parent and kinds.get(parent) != "dir":

@@ -20,7 +20,7 @@ from amber.catalog import aliases as alias_rules
 from amber.errors import InvalidInput
 from amber.types import Version
 
-_RULE = re.compile(r"^(keep-last|keep-best|keep-every|keep-backups)=(\d+)$|^(keep-aliased)$")
+_RULE = re.compile(r"^(keep-last|keep-best|keep-every|keep-backups)=(\d+)\Z|^(keep-aliased)\Z")
 
 
 @dataclass(frozen=True)

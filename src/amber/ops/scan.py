@@ -44,6 +44,16 @@ def walk(root: str) -> list[Found]:
     out: list[Found] = []
     _walk(root, "", out)
     out.sort(key=lambda f: f.path)
+    links = {f.path: f.target or "" for f in out if f.type == "symlink"}
+    for path, target in links.items():
+        try:
+            check_link(path, target, links)
+        except InvalidInput:
+            raise InvalidInput(
+                f"symlink '{path}' points outside the folder ('{target}') through another link; "
+                "Amber never follows it",
+                hint="replace it with a link that stays inside the folder",
+            ) from None
     return out
 
 

@@ -155,7 +155,7 @@ def _entry(
     else:
         read_ns = cache[f.path]["read_ns"]
     doc = {"path": entry.path, "size": entry.size, "chunks": [list(c) for c in entry.chunks]}
-    row = (f.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, read_ns, json.dumps(doc))
+    row = (queries.path_key(f.path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, read_ns, json.dumps(doc))
     return entry, row
 
 
@@ -167,7 +167,8 @@ def stat_rows_for(folder: str, root: str, entries: list[FileEntry], read_ns: int
             continue
         st = os.stat(folder if root == "file" else os.path.join(folder, e.path), follow_symlinks=False)
         doc = {"path": e.path, "size": e.size, "chunks": [list(c) for c in e.chunks]}
-        rows.append((e.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, read_ns, json.dumps(doc)))
+        key = queries.path_key(e.path)
+        rows.append((key, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, read_ns, json.dumps(doc)))
     return rows
 
 
