@@ -59,14 +59,20 @@ def find_root(start: str | os.PathLike[str] | None = None) -> str:
 
 
 @contextlib.contextmanager
-def _disk(what: str) -> Iterator[None]:
-    """Turn a raw OSError from the disk into one clear StorageError."""
+def _disk(what: str, ctx: Context | None = None) -> Iterator[None]:
+    """Turn a raw OSError from the disk into one clear StorageError.
+
+    With ``ctx`` (an operation that writes objects), a failure also removes
+    the objects it wrote, when no other Amber process is at work.
+    """
     try:
         yield
-    except AmberError:
+    except BaseException as exc:
+        if ctx is not None:
+            delete_op.sweep_if_idle(ctx)
+        if isinstance(exc, OSError) and not isinstance(exc, AmberError):
+            raise _storage_error(exc, what) from None
         raise
-    except OSError as exc:
-        raise _storage_error(exc, what) from None
 
 
 def _storage_error(exc: OSError, what: str) -> StorageError:
@@ -242,7 +248,8 @@ class Repo(Curation):
         )
         info.check()
         ctx = self._ctx
-        with _disk(f"snapshotting '{path}'"), locks.model(ctx.amber, model), locks.store(ctx.amber, exclusive=False):
+        shared = locks.store(ctx.amber, exclusive=False)
+        with _disk(f"snapshotting '{path}'", ctx), locks.model(ctx.amber, model), shared:
             row = queries.model_row(ctx.catalog, model)
             model_id = row["id"] if row is not None else None
             try:
@@ -273,7 +280,7 @@ class Repo(Curation):
         version = self._resolve(ref)
         folder = self.model_folder(version.model)
         select = self._stored_select(version.model)
-        with _disk(f"restoring {version.ref}"):
+        with _disk(f"restoring {version.ref}", self._ctx):
             backup_id, equal_id = restore_op.restore(self._ctx, version, folder, force=force, select=select)
         backup = self._resolve(backup_id) if backup_id else None
         equal = self._resolve(equal_id) if equal_id else None
@@ -295,9 +302,9 @@ class Repo(Curation):
             raise InvalidInput(f"'{dest}' already exists; export writes a new folder")
         if not os.path.isdir(os.path.dirname(target)):
             raise InvalidInput(f"the folder '{os.path.dirname(dest) or '.'}' does not exist")
-        root, entries = restore_op.load_manifest(self._ctx, version)
         staging = restore_op.staging_path(target, "export")
         with _disk(f"exporting {version.ref}"):
+            root, entries = restore_op.load_manifest(self._ctx, version)
             try:
                 materialize(self._ctx, root, entries, staging)
                 os.rename(staging, target)

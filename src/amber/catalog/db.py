@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 
@@ -25,6 +26,20 @@ def _damaged(path: str, exc: Exception) -> Corruption:
     )
 
 
+def _unavailable(path: str, exc: Exception) -> StorageError:
+    try:
+        st = os.statvfs(os.path.dirname(path) or ".")
+        full = st.f_bavail * st.f_frsize < (1 << 20)
+    except OSError:
+        full = False
+    if full:
+        return StorageError(
+            f"no space left on the device holding the catalog '{path}' ({exc}); nothing was changed",
+            hint="free some space, then try again",
+        )
+    return StorageError(f"cannot use the catalog '{path}': {exc}; nothing was changed")
+
+
 class Catalog:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -35,10 +50,19 @@ class Catalog:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+        except sqlite3.OperationalError as exc:  # locked, unreadable, disk full: not damage
+            raise _unavailable(path, exc) from None
         except sqlite3.DatabaseError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise
             raise _damaged(path, exc) from None
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read inside one transaction: every query sees the same committed state."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     def _migrate(self) -> None:
         current = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -62,7 +86,7 @@ class Catalog:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StorageError(f"cannot write the catalog: {exc}") from None
+            raise _unavailable(self.path, exc) from None
         try:
             yield self.db
         except BaseException:
@@ -72,7 +96,7 @@ class Catalog:
             self.db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             self.db.execute("ROLLBACK")
-            raise StorageError(f"cannot commit to the catalog: {exc}") from None
+            raise _unavailable(self.path, exc) from None
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         try:

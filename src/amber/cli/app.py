@@ -8,8 +8,8 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-import click
 import typer
+from typer._click import exceptions as click_errors  # typer carries its own copy of click
 
 import amber
 from amber.cli import exit_codes, output
@@ -78,18 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
     try:
-        app(args=args, prog_name="amber", standalone_mode=False)
-        return exit_codes.OK
-    except click.exceptions.Exit as exc:
+        code = app(args=args, prog_name="amber", standalone_mode=False)
+        return code if isinstance(code, int) else exit_codes.OK  # typer.Exit(n) comes back as n
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         return _fail(KeyboardInterrupt("interrupted"), exit_codes.INTERRUPTED, as_json)
-    except click.exceptions.UsageError as exc:
+    except click_errors.UsageError as exc:
         if as_json:
             return _fail(exc, exit_codes.USAGE, True)
         exc.show()
         return exit_codes.USAGE
-    except click.exceptions.ClickException as exc:
+    except click_errors.ClickException as exc:
         return _fail(exc, exit_codes.USAGE, as_json)
     except AmberError as exc:
         return _fail(exc, exit_codes.code_for(exc), as_json)

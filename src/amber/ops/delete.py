@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from amber import faults
 from amber.catalog import queries
+from amber.errors import Conflict
 from amber.ops import locks
 from amber.ops.context import Context
 
@@ -60,6 +61,15 @@ def sweep_orphans(ctx: Context) -> int:
         os.unlink(tmp)
     ctx.store.sync_removed(orphans)
     return len(orphans)
+
+
+def sweep_if_idle(ctx: Context) -> int:
+    """After a failed snapshot: give its objects' space back, if no other process is busy."""
+    try:
+        with locks.hold(os.path.join(ctx.amber, "locks", "store.lock"), exclusive=True, what="", wait=False):
+            return sweep_orphans(ctx)
+    except (Conflict, OSError):
+        return 0  # another process is working (or the disk is still full): gc will do it
 
 
 def _drop_stale_cache(db: sqlite3.Connection, gone: set[str]) -> None:

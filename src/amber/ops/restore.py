@@ -86,41 +86,49 @@ def restore(
         backup_id, equal_id = backup(ctx, folder, version.model, model_id, version, select)
         faults.crash_point("restore.backup_done")
         staging = staging_path(folder, "staging")
+        doc: dict[str, Any] = {
+            "op": "restore",
+            "phase": "staging",
+            "model": version.model,
+            "version": version.id,
+            "folder": folder,
+            "staging": staging,
+            "old": swap.identity(folder),
+            "new": None,
+            "read_ns": clock.now_ns(),
+        }
+        swap.write_journal(ctx.amber, version.model, doc)  # from here on a crash is cleaned up
         try:
             materialize(ctx, root, entries, staging)
             if root == "dir" and os.path.isdir(folder):
                 if select:
                     keep_others(folder, staging, select)
                 os.chmod(staging, os.stat(folder).st_mode & 0o7777)
+            faults.crash_point("restore.staged")
+            doc |= {"phase": "ready", "new": swap.identity(staging)}
+            swap.write_journal(ctx.amber, version.model, doc)
+            faults.crash_point("restore.journaled")
         except BaseException:
             swap.remove_tree(staging)
+            swap.clear_journal(ctx.amber, version.model)
             raise
-        faults.crash_point("restore.staged")
-        doc = {
-            "op": "restore",
-            "model": version.model,
-            "version": version.id,
-            "folder": folder,
-            "staging": staging,
-            "old": swap.identity(folder),
-            "new": swap.identity(staging),
-            "read_ns": clock.now_ns(),
-        }
-        swap.write_journal(ctx.amber, version.model, doc)
-        faults.crash_point("restore.journaled")
-        swap.swap_in(staging, folder)
+        try:
+            swap.swap_in(staging, folder)
+        except BaseException:
+            _recover_one(ctx, doc)  # whichever side of the swap we are on, settle it
+            raise
         faults.crash_point("restore.swapped")
-        _finish(ctx, doc, swapped=True)
+        _finish(ctx, doc, swapped=True, known=(root, entries))  # no store read after the swap
     return backup_id, equal_id
 
 
-def _record_head(ctx: Context, doc: dict[str, Any]) -> None:
+def _record_head(ctx: Context, doc: dict[str, Any], known: tuple[str, list[FileEntry]] | None) -> None:
     """The folder now holds ``doc['version']``: make it the model's head."""
     rows = ctx.catalog.query("SELECT model_id FROM versions WHERE id = ?", (doc["version"],))
     if not rows:
         return
     model_id = rows[0]["model_id"]
-    root, entries = manifest.decode(ctx.store.get(_manifest_of(ctx, doc["version"])))
+    root, entries = known or manifest.decode(ctx.store.get(_manifest_of(ctx, doc["version"])))
     stat_rows = stat_rows_for(doc["folder"], root, entries, doc["read_ns"])
     with ctx.catalog.transaction() as db:
         db.execute("UPDATE models SET head = ? WHERE id = ?", (doc["version"], model_id))
@@ -131,9 +139,11 @@ def _manifest_of(ctx: Context, version_id: str) -> str:
     return str(ctx.catalog.query("SELECT manifest FROM versions WHERE id = ?", (version_id,))[0]["manifest"])
 
 
-def _finish(ctx: Context, doc: dict[str, Any], *, swapped: bool) -> None:
+def _finish(
+    ctx: Context, doc: dict[str, Any], *, swapped: bool, known: tuple[str, list[FileEntry]] | None = None
+) -> None:
     if swapped:
-        _record_head(ctx, doc)
+        _record_head(ctx, doc, known)
         faults.crash_point("restore.committed")
     for leftover in (doc["staging"], doc["staging"] + ".old"):
         if swap.identity(leftover) in (doc["old"], doc["new"]):
@@ -160,6 +170,10 @@ def recover(ctx: Context) -> list[str]:
 
 
 def _recover_one(ctx: Context, doc: dict[str, Any]) -> str:
+    if doc.get("phase") == "staging":  # died while staging: the folder was never touched
+        swap.remove_tree(doc["staging"])
+        swap.clear_journal(ctx.amber, doc["model"])
+        return f"removed an unfinished restore's staging folder beside {doc['folder']}"
     now = swap.identity(doc["folder"])
     old_aside = doc["staging"] + ".old"
     if now is not None and now == doc["new"]:

@@ -13,6 +13,11 @@ from amber.types import Problem, Report
 
 
 def verify(ctx: Context, *, data: bool) -> Report:
+    with ctx.catalog.snapshot():
+        return _verify(ctx, data=data)
+
+
+def _verify(ctx: Context, *, data: bool) -> Report:
     report = Report()
     cat = ctx.catalog
     for line in cat.integrity():

@@ -26,6 +26,8 @@ from amber.errors import Corruption, ObjectMissing
 from amber.store import codecs
 from amber.store.atomic import fsync_dir, is_temp, write_atomic
 
+_DAMAGE_HINT = "run 'amber verify --data' to see which versions it breaks"
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -90,12 +92,17 @@ class ObjectStore:
     def get(self, oid: str) -> bytes:
         """The raw bytes of ``oid``, checked against their hash."""
         blob = self.read_encoded(oid)
-        base = codecs.base_of(blob)
-        if base == oid:
-            raise Corruption(f"object {oid[:16]} names itself as its delta base")
-        raw = codecs.decode(blob, self.get_whole(base) if base else None)
+        try:
+            base = codecs.base_of(blob)
+            if base == oid:
+                raise Corruption("it names itself as its delta base")
+            raw = codecs.decode(blob, self.get_whole(base) if base else None)
+        except Corruption as exc:
+            if exc.message.startswith("object "):
+                raise
+            raise Corruption(f"object {oid[:16]} is damaged: {exc.message}", hint=_DAMAGE_HINT) from None
         if blake3.blake3(raw).hexdigest() != oid:
-            raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash")
+            raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash", hint=_DAMAGE_HINT)
         return raw
 
     def get_whole(self, oid: str) -> bytes:
@@ -105,7 +112,7 @@ class ObjectStore:
             raise Corruption(f"object {oid[:16]} is a delta base but is itself a delta")
         raw = codecs.decode(blob)
         if blake3.blake3(raw).hexdigest() != oid:
-            raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash")
+            raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash", hint=_DAMAGE_HINT)
         return raw
 
     def stored_size(self, oid: str) -> int:
