@@ -73,7 +73,7 @@ def _fail(exc: BaseException, code: int, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from amber.cli import commands, manage  # noqa: F401  (registers the commands)
+    from amber.cli import commands, manage, watch_cmd  # noqa: F401  (registers the commands)
 
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
