@@ -30,7 +30,7 @@ _GLOB = re.compile(r"[*?\[]")
 def _files(folder: str) -> list[str]:
     try:
         with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if e.is_file())
+            return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
     except (FileNotFoundError, NotADirectoryError):
         return []
 

@@ -85,6 +85,7 @@ def _checkpoints(folder: str) -> list[str]:
 def _names(folder: str, *, dirs: bool = False) -> list[str]:
     try:
         with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if (e.is_dir() if dirs else e.is_file()))
+            kind = "is_dir" if dirs else "is_file"
+            return sorted(e.name for e in entries if getattr(e, kind)(follow_symlinks=False))
     except (FileNotFoundError, NotADirectoryError):
         return []

@@ -89,7 +89,7 @@ def _score(value: Any, path: str) -> float | None:
 def _checkpoint(folder: str) -> str | None:
     try:
         with os.scandir(folder) as entries:
-            ckpts = [e for e in entries if e.is_file() and e.name.endswith(".ckpt")]
+            ckpts = [e for e in entries if e.is_file(follow_symlinks=False) and e.name.endswith(".ckpt")]
     except (FileNotFoundError, NotADirectoryError):
         return None
     last = [e for e in ckpts if e.name == "last.ckpt"]
