@@ -75,7 +75,7 @@ def ungroup_bytes(data: bytes, itemsize: int) -> bytes:
 
 def xor(a: bytes | memoryview, b: bytes | memoryview) -> bytes:
     kind = np.uint64 if len(a) % 8 == 0 else np.uint8
-    return np.bitwise_xor(np.frombuffer(a, dtype=kind), np.frombuffer(b, dtype=kind)).tobytes()
+    return bytes(np.bitwise_xor(np.frombuffer(a, dtype=kind), np.frombuffer(b, dtype=kind)).tobytes())
 
 
 def encode_delta(
