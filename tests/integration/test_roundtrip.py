@@ -135,3 +135,16 @@ def test_equal_content_is_stored_once(repo: amber.Repo, work: Path) -> None:
     after = sum(f.stat().st_size for f in (work / ".amber" / "objects").rglob("*") if f.is_file())
     assert v1.manifest == v2.manifest
     assert before == after
+
+
+def test_restore_links_files_that_did_not_change(repo: amber.Repo, work: Path) -> None:
+    model = work / "model"
+    write_model(model, 7)
+    v1 = repo.snapshot(model)
+    expected = tree_bytes(model)
+    kept = (model / "model.safetensors").stat().st_ino
+    torch.save({"step": 99}, model / "optimizer.pt")  # only the optimizer moved on
+    repo.restore(v1.ref)
+    assert expected == tree_bytes(model)
+    assert (model / "model.safetensors").stat().st_ino == kept  # linked from the old tree, not rewritten
+    assert repo.verify(data=True).ok

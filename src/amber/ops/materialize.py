@@ -19,9 +19,17 @@ from amber.store.atomic import fsync_dir
 from amber.types import FileEntry
 
 
-def materialize(ctx: Context, root: str, entries: Sequence[FileEntry], dest: str) -> None:
-    """Create ``dest`` (must not exist) holding exactly ``entries``."""
-    total = sum(e.size for e in entries)
+def materialize(
+    ctx: Context, root: str, entries: Sequence[FileEntry], dest: str, *, reuse: dict[str, str] | None = None
+) -> None:
+    """Create ``dest`` (must not exist) holding exactly ``entries``.
+
+    ``reuse`` maps entry paths to existing files (on the same filesystem) known
+    to hold exactly that entry's bytes and mode; they are hard-linked, not
+    written again. Restore uses it for files a training step did not change.
+    """
+    reuse = reuse or {}
+    total = sum(e.size for e in entries if e.path not in reuse)
     ctx.progress.start("restore", total)
     try:
         with ThreadPoolExecutor(max_workers=ctx.workers, thread_name_prefix="amber-read") as pool:
@@ -34,7 +42,7 @@ def materialize(ctx: Context, root: str, entries: Sequence[FileEntry], dest: str
             for d in dirs:
                 os.mkdir(os.path.join(dest, d.path), 0o700)
             for e in entries:
-                if e.type == "file":
+                if e.type == "file" and not _link(reuse.get(e.path), os.path.join(dest, e.path)):
                     _write_file(ctx, pool, os.path.join(dest, e.path), e)
             for e in entries:
                 if e.type == "symlink":
@@ -47,6 +55,16 @@ def materialize(ctx: Context, root: str, entries: Sequence[FileEntry], dest: str
             os.chmod(dest, 0o755)
     finally:
         ctx.progress.finish()
+
+
+def _link(source: str | None, target: str) -> bool:
+    if source is None:
+        return False
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:  # another filesystem, too many links, gone: write it instead
+        return False
+    return True
 
 
 def _write_file(ctx: Context, pool: ThreadPoolExecutor, path: str, entry: FileEntry) -> None:

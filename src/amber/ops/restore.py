@@ -41,16 +41,30 @@ def staging_path(folder: str, purpose: str) -> str:
 
 def backup(
     ctx: Context, folder: str, model: str, model_id: int, target: Version, select: str | None
-) -> tuple[str | None, str | None]:
-    """Back up ``folder``: (new backup id, None) or (None, id of the equal version)."""
+) -> tuple[str | None, str | None, list[FileEntry]]:
+    """Back up ``folder``: (new backup id, None) or (None, id of the equal version),
+    plus the folder's entries as they were just read."""
     if not os.path.lexists(folder):
-        return None, None
+        return None, None, []
     cap = capture(ctx, folder, model_id, select)
+    current = cap.entries if cap.root == "dir" else []
     equal = find_equal(ctx, model_id, cap.manifest_id)
     if equal is not None:
-        return None, equal
+        return None, equal, current
     info = VersionInfo(label=f"auto-backup before restoring {target.ref}", kind="backup")
-    return commit(ctx, cap, model=model, folder=folder, info=info), None
+    return commit(ctx, cap, model=model, folder=folder, info=info), None, current
+
+
+def reusable(folder: str, current: list[FileEntry], wanted: list[FileEntry]) -> dict[str, str]:
+    """Files of the folder that already hold exactly what the version wants (same
+    chunks, same mode): staging hard-links them instead of writing them again."""
+    have = {e.path: e for e in current if e.type == "file"}
+    out = {}
+    for e in wanted:
+        old = have.get(e.path)
+        if e.type == "file" and old is not None and (old.chunks, old.mode) == (e.chunks, e.mode) and e.size:
+            out[e.path] = os.path.join(folder, e.path)
+    return out
 
 
 def keep_others(folder: str, staging: str, select: str) -> None:
@@ -83,7 +97,7 @@ def restore(
             check_idle(folder, os.path.relpath(folder))
         model_id = ctx.catalog.query("SELECT id FROM models WHERE name = ?", (version.model,))[0]["id"]
         root, entries = load_manifest(ctx, version)
-        backup_id, equal_id = backup(ctx, folder, version.model, model_id, version, select)
+        backup_id, equal_id, current = backup(ctx, folder, version.model, model_id, version, select)
         faults.crash_point("restore.backup_done")
         staging = staging_path(folder, "staging")
         doc: dict[str, Any] = {
@@ -99,7 +113,8 @@ def restore(
         }
         swap.write_journal(ctx.amber, version.model, doc)  # from here on a crash is cleaned up
         try:
-            materialize(ctx, root, entries, staging)
+            reuse = reusable(folder, current, entries) if root == "dir" else {}
+            materialize(ctx, root, entries, staging, reuse=reuse)
             if root == "dir" and os.path.isdir(folder):
                 if select:
                     keep_others(folder, staging, select)

@@ -2,12 +2,16 @@
 
 The temp file lives next to its final name so the rename never crosses a
 filesystem; the folder is fsynced by the caller (once per batch) before
-anything that names the file is committed.
+anything that names the file is committed. Batches of objects may skip the
+per-file fsync and be made durable together by :func:`sync_filesystem`
+(docs/decisions/0006-batched-durability.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 from collections.abc import Iterable
 
@@ -16,8 +20,14 @@ from amber import faults
 _TMP_PREFIX = ".tmp-"
 
 
-def write_atomic(path: str, parts: Iterable[bytes | bytearray | memoryview], *, mode: int = 0o444) -> int:
-    """Write ``parts`` to ``path`` atomically; return the bytes written."""
+def write_atomic(
+    path: str, parts: Iterable[bytes | bytearray | memoryview], *, mode: int = 0o444, durable: bool = True
+) -> int:
+    """Write ``parts`` to ``path`` atomically; return the bytes written.
+
+    ``durable=False`` skips the per-file fsync: the caller makes a whole batch
+    durable at once (:func:`sync_filesystem`) before anything names the files.
+    """
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, f"{_TMP_PREFIX}{name}.{os.getpid()}.{id(parts):x}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -31,7 +41,8 @@ def write_atomic(path: str, parts: Iterable[bytes | bytearray | memoryview], *, 
                 written += n
                 view = view[n:]
         os.fchmod(fd, mode)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -57,3 +68,25 @@ def fsync_dir(path: str) -> None:
 
 def is_temp(name: str) -> bool:
     return name.startswith(_TMP_PREFIX)
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_syncfs = getattr(_libc, "syncfs", None)
+
+
+def sync_filesystem(path: str, files: Iterable[str]) -> None:
+    """Make every write to ``files`` durable: one syncfs(2) of the filesystem
+    holding ``path`` where the kernel has it, else an fsync of each file."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _syncfs is not None and _syncfs(fd) == 0:
+            return
+    finally:
+        os.close(fd)
+    for name in files:
+        with contextlib.suppress(FileNotFoundError):
+            file_fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(file_fd)
+            finally:
+                os.close(file_fd)

@@ -4,8 +4,11 @@ Layout: ``objects/<first two hex digits>/<64 hex digits>``.
 
 Invariants this module keeps:
 
-1. An object file, once at its final name, holds the complete encoded bytes
-   (written to a temp file, fsynced, then renamed).
+1. An object file appears at its final name only whole (written to a temp
+   file, then renamed), and is durable once :meth:`sync` returns; callers
+   name an object in the catalog only after that. A power cut before then can
+   leave a damaged file no catalog row names: an orphan, rewritten when needed
+   and removed by gc.
 2. ``get`` never returns bytes whose BLAKE3 differs from the id asked for.
 3. The store knows nothing of versions: which objects are needed is the
    catalog's business; the store only puts, gets, lists and deletes.
@@ -24,7 +27,7 @@ import blake3
 from amber import faults
 from amber.errors import Corruption, ObjectMissing
 from amber.store import codecs
-from amber.store.atomic import fsync_dir, is_temp, write_atomic
+from amber.store.atomic import fsync_dir, is_temp, sync_filesystem, write_atomic
 
 _DAMAGE_HINT = "run 'amber verify --data' to see which versions it breaks"
 
@@ -42,6 +45,7 @@ class ObjectStore:
     def __init__(self, root: str) -> None:
         self.root = root
         self._dirty: set[str] = set()
+        self._written: list[str] = []
         self._dirty_lock = threading.Lock()
 
     def path(self, oid: str) -> str:
@@ -69,15 +73,26 @@ class ObjectStore:
         codec, parts = coded or codecs.encode(raw, itemsize)
         folder = os.path.join(self.root, oid[:2])
         os.makedirs(folder, exist_ok=True)
-        stored = write_atomic(self.path(oid), parts)
+        path = self.path(oid)
+        stored = write_atomic(path, parts, durable=False)
         with self._dirty_lock:
             self._dirty.add(folder)
+            self._written.append(path)
         return Stored(oid, len(raw), stored, codec, base if codec == codecs.DELTA else None)
 
     def sync(self) -> None:
-        """fsync every folder that received an object since the last call."""
+        """Make every object written since the last call durable, with its folder entry.
+
+        Objects are written without a per-file fsync (the rename already makes
+        them appear whole); this one call flushes the batch before the catalog
+        names any of them.
+        """
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, set()
+            written, self._written = self._written, []
+        if not written:
+            return
+        sync_filesystem(self.root, written)
         for folder in sorted(dirty):
             fsync_dir(folder)
 
