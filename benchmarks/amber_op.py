@@ -2,7 +2,9 @@
 
 The benchmark starts this in a fresh process per operation, so the process's
 peak RSS is the operation's (plus the interpreter and Amber's imports, which
-are reported separately as ``base_rss_mb``).
+are reported separately as ``base_rss_mb``). The peak is the kernel's
+``VmHWM`` for this process image: unlike ``ru_maxrss``, it does not inherit
+the high-water mark of the (large) parent that forked us.
 
     python benchmarks/amber_op.py init REPO
     python benchmarks/amber_op.py snapshot REPO FOLDER MODEL
@@ -12,23 +14,24 @@ are reported separately as ``base_rss_mb``).
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from typing import Any
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        pages = int(fh.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def main(argv: list[str]) -> dict[str, Any]:
     import amber
 
     op, repo_path, *rest = argv
-    base = _rss_mb()
+    base = _status_mb("VmRSS")
     start = time.perf_counter()
     if op == "init":
         amber.Repo.init(repo_path).close()
@@ -50,8 +53,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown operation {op!r}")
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"op": op, "seconds": seconds, "base_rss_mb": base, "self_peak_rss_mb": peak, **result}
+    return {"op": op, "seconds": seconds, "base_rss_mb": base, "peak_rss_mb": _status_mb("VmHWM"), **result}
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 Every figure is measured on bytes taken from the benchmark's own model folder,
 in pieces of ``PIECE`` bytes (Amber's chunk size), so it is the ceiling for the
 work Amber does on the same data. Throughput is input bytes per second.
+
+One-thread figures divide by the thread's CPU time (``time.thread_time``), so
+they are what one free core does even when neighbours share the machine;
+two-thread figures are wall-clock and do suffer from a busy neighbour.
 """
 
 from __future__ import annotations
@@ -38,18 +42,23 @@ def sample(folder: str, files: Sequence[str], total: int) -> list[tuple[bytes, i
 
 
 def _rate(fn: Callable[[bytes, int], object], pieces: Sequence[tuple[bytes, int]], threads: int) -> float:
-    """Input MB/s of ``fn`` over ``pieces`` on ``threads`` threads (best of two passes)."""
+    """Input MB/s of ``fn`` over ``pieces`` on ``threads`` threads (best of two passes).
+
+    One thread: per CPU second of that thread. More: per wall-clock second.
+    """
     nbytes = sum(len(p) for p, _ in pieces)
     best = float("inf")
     for _ in range(2):
-        start = time.perf_counter()
         if threads == 1:
+            start = time.thread_time()
             for piece, itemsize in pieces:
                 fn(piece, itemsize)
+            best = min(best, time.thread_time() - start)
         else:
+            start = time.perf_counter()
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(lambda p: fn(*p), pieces))
-        best = min(best, time.perf_counter() - start)
+            best = min(best, time.perf_counter() - start)
     return nbytes / best / 1e6
 
 
@@ -67,6 +76,12 @@ def planes(data: bytes, itemsize: int) -> bytes:
     return arr.reshape(-1, itemsize).T.tobytes()
 
 
+def unplanes(data: bytes, itemsize: int) -> bytes:
+    """The inverse of :func:`planes`, the same numpy way (a strided transpose copy)."""
+    arr = np.frombuffer(data, dtype=np.uint8, count=len(data) - len(data) % itemsize)
+    return arr.reshape(itemsize, -1).T.tobytes()
+
+
 def cpu_limits(pieces: Sequence[tuple[bytes, int]]) -> dict[str, dict[str, float]]:
     """MB/s for each building block, on 1 and 2 threads, plus compression ratios."""
     raw = sum(len(p) for p, _ in pieces)
@@ -75,15 +90,19 @@ def cpu_limits(pieces: Sequence[tuple[bytes, int]]) -> dict[str, dict[str, float
         "zstd-1": lambda d, _i: _zstd(1).compress(d),
         "zstd-3": lambda d, _i: _zstd(3).compress(d),
         "byte grouping": planes,
+        "byte ungrouping": lambda d, i: unplanes(d, i),
         "grouping + zstd-1": lambda d, i: _zstd(1).compress(planes(d, i)),
         "grouping + zstd-3": lambda d, i: _zstd(3).compress(planes(d, i)),
     }
     out: dict[str, dict[str, float]] = {}
     for name, fn in jobs.items():
         out[name] = {"mbps_1t": _rate(fn, pieces, 1), "mbps_2t": _rate(fn, pieces, 2)}
-    for name, fn in (("zstd-1", jobs["zstd-1"]), ("zstd-3", jobs["zstd-3"]),
-                     ("grouping + zstd-1", jobs["grouping + zstd-1"]),
-                     ("grouping + zstd-3", jobs["grouping + zstd-3"])):  # fmt: skip
+    for name, fn in (
+        ("zstd-1", jobs["zstd-1"]),
+        ("zstd-3", jobs["zstd-3"]),
+        ("grouping + zstd-1", jobs["grouping + zstd-1"]),
+        ("grouping + zstd-3", jobs["grouping + zstd-3"]),
+    ):
         out[name]["ratio"] = sum(len(fn(p, i)) for p, i in pieces) / raw  # type: ignore[arg-type]
     packed = [(zstandard.ZstdCompressor(level=1).compress(planes(p, i)), len(p)) for p, i in pieces]
     dec = zstandard.ZstdDecompressor()
@@ -105,19 +124,25 @@ def _cdc_rate(pieces: Sequence[tuple[bytes, int]]) -> dict[str, float]:
         return {}
     cdc = FastCDC(avg_size=MiB, min_size=256 << 10, max_size=PIECE)
     blocks = [b"".join(p for p, _ in pieces[i : i + 4]) for i in range(0, len(pieces), 4)]
-    start = time.perf_counter()
+    start = time.thread_time()
     for block in blocks:
         for _ in cdc.cut_buf(block):
             pass
-    return {"mbps_1t": sum(map(len, blocks)) / (time.perf_counter() - start) / 1e6}
+    return {"mbps_1t": sum(map(len, blocks)) / (time.thread_time() - start) / 1e6}
 
 
-def disk_limits(folder: str, data: Sequence[bytes], total: int) -> dict[str, float]:
-    """Write ``total`` bytes three ways, each timed from open to durable (fsync)."""
+def disk_limits(folder: str, data: Sequence[bytes], total: int, runs: int = 3) -> dict[str, list[float]]:
+    """MB/s writing ``total`` bytes three ways, each timed from open to durable (fsync), ``runs`` times."""
     os.makedirs(folder, exist_ok=True)
-    out = {"one file, one fsync": _write_big(os.path.join(folder, "big"), data, total)}
-    out["4 MiB files, fsync each"] = _write_many(os.path.join(folder, "p4"), data, total, 4 * MiB)
-    out["1 MiB files, fsync each"] = _write_many(os.path.join(folder, "p1"), data, total // 4, MiB)
+    out: dict[str, list[float]] = {
+        "one file, one fsync": [],
+        "4 MiB files, fsync each": [],
+        "1 MiB files, fsync each": [],
+    }
+    for _ in range(runs):
+        out["one file, one fsync"].append(_write_big(os.path.join(folder, "big"), data, total))
+        out["4 MiB files, fsync each"].append(_write_many(os.path.join(folder, "p4"), data, total // 2, 4 * MiB))
+        out["1 MiB files, fsync each"].append(_write_many(os.path.join(folder, "p1"), data, total // 4, MiB))
     return out
 
 
