@@ -14,8 +14,8 @@ from amber.ids import check_name
 from amber.ops import delete as delete_op
 from amber.ops import labels, locks, retention
 from amber.ops.context import Context
-from amber.ops.materialize import materialize
-from amber.ops.restore import load_manifest, staging_path
+from amber.ops.materialize import materialize_new
+from amber.ops.restore import load_manifest
 from amber.ops.swap import remove_tree
 from amber.types import Version
 
@@ -179,17 +179,7 @@ class Curation:
         root, entries = load_manifest(self._ctx, version)
         if not os.path.isdir(folder):
             os.makedirs(os.path.dirname(folder), exist_ok=True)
-            staging = staging_path(folder, "cache")
-            try:
-                if root == "file":
-                    os.mkdir(staging, 0o755)
-                    materialize(self._ctx, root, entries, os.path.join(staging, entries[0].path))
-                else:
-                    materialize(self._ctx, root, entries, staging)
-                os.rename(staging, folder)
-            except BaseException:
-                remove_tree(staging)
-                raise
+            materialize_new(self._ctx, root, entries, folder, "cache")
         labels.record_use(self._ctx, version, "path", used_by)
         return os.path.join(folder, entries[0].path) if root == "file" else folder
 

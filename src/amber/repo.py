@@ -33,10 +33,9 @@ from amber.ops import restore as restore_op
 from amber.ops import verify as verify_op
 from amber.ops.context import Context
 from amber.ops.diff import Diff
-from amber.ops.materialize import materialize
+from amber.ops.materialize import materialize_new
 from amber.ops.scan import AMBER_DIR, check_source
 from amber.ops.snapshot import VersionInfo, capture
-from amber.ops.swap import remove_tree
 from amber.progress import NullProgress, Progress
 from amber.types import DeleteResult, Model, Report, RestoreResult, Usage, Version
 
@@ -302,15 +301,9 @@ class Repo(Curation):
             raise InvalidInput(f"'{dest}' already exists; export writes a new folder")
         if not os.path.isdir(os.path.dirname(target)):
             raise InvalidInput(f"the folder '{os.path.dirname(dest) or '.'}' does not exist")
-        staging = restore_op.staging_path(target, "export")
         with _disk(f"exporting {version.ref}"):
             root, entries = restore_op.load_manifest(self._ctx, version)
-            try:
-                materialize(self._ctx, root, entries, staging)
-                os.rename(staging, target)
-            except BaseException:
-                remove_tree(staging)
-                raise
+            materialize_new(self._ctx, root, entries, target, "export")
         labels.record_use(self._ctx, version, "export", target)
         return target
 

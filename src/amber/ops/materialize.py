@@ -9,12 +9,14 @@ this module created itself. Everything written is fsynced before returning.
 from __future__ import annotations
 
 import os
+import secrets
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from amber import faults
 from amber.ops.context import Context
+from amber.ops.swap import remove_tree
 from amber.store.atomic import fsync_dir
 from amber.types import FileEntry
 
@@ -55,6 +57,31 @@ def materialize(
             os.chmod(dest, 0o755)
     finally:
         ctx.progress.finish()
+
+
+def staging_path(folder: str, purpose: str) -> str:
+    """A fresh hidden name beside ``folder``, on the same filesystem."""
+    parent, name = os.path.split(folder.rstrip(os.sep))
+    return os.path.join(parent, f".{name}.amber-{purpose}-{secrets.token_hex(4)}")
+
+
+def materialize_new(ctx: Context, root: str, entries: Sequence[FileEntry], target: str, purpose: str) -> None:
+    """Create ``target`` holding exactly ``entries``, all at once: staged beside it, then renamed.
+
+    A single-file version lands inside ``target`` as a folder when ``purpose`` is
+    "cache" (so ``amber.path`` always returns a folder's child); otherwise at ``target``.
+    """
+    staging = staging_path(target, purpose)
+    try:
+        if root == "file" and purpose == "cache":
+            os.mkdir(staging, 0o755)
+            materialize(ctx, root, entries, os.path.join(staging, entries[0].path))
+        else:
+            materialize(ctx, root, entries, staging)
+        os.rename(staging, target)
+    except BaseException:
+        remove_tree(staging)
+        raise
 
 
 def _link(source: str | None, target: str) -> bool:

@@ -14,7 +14,6 @@ Invariants:
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from typing import Any
 
@@ -24,7 +23,7 @@ from amber.errors import Conflict
 from amber.ops import locks, manifest, swap
 from amber.ops.context import Context
 from amber.ops.inuse import check_idle
-from amber.ops.materialize import materialize
+from amber.ops.materialize import materialize, staging_path
 from amber.ops.record import commit
 from amber.ops.snapshot import VersionInfo, capture, find_equal, selected, stat_rows_for
 from amber.types import FileEntry, Version
@@ -32,11 +31,6 @@ from amber.types import FileEntry, Version
 
 def load_manifest(ctx: Context, version: Version) -> tuple[str, list[FileEntry]]:
     return manifest.decode(ctx.store.get(version.manifest))
-
-
-def staging_path(folder: str, purpose: str) -> str:
-    parent, name = os.path.split(folder.rstrip(os.sep))
-    return os.path.join(parent, f".{name}.amber-{purpose}-{secrets.token_hex(4)}")
 
 
 def backup(
