@@ -79,15 +79,21 @@ def xor(a: bytes | memoryview, b: bytes | memoryview) -> bytes:
 
 
 def encode_delta(
-    raw: bytes | memoryview, itemsize: int, base_id: str, base: bytes
+    raw: bytes | memoryview, itemsize: int, base_id: str, base: bytes, base_stored: int | None = None
 ) -> tuple[int, list[bytes]] | None:
-    """A DELTA encoding of ``raw`` against ``base``, or None if a whole chunk is smaller."""
+    """A DELTA encoding of ``raw`` against ``base``, or None if a whole chunk is smaller.
+
+    ``base_stored`` (the base's own encoded size) stands in for what coding
+    ``raw`` whole would give, so most chunks are encoded once, not twice.
+    """
     if len(base) != len(raw) or itemsize not in (2, 4, 8):
         return None
     payload = _compressor(1).compress(group_bytes(xor(raw, base), itemsize))
     delta = [HEADER.pack(MAGIC, DELTA, itemsize, 0, len(raw)), bytes.fromhex(base_id), payload]
     if len(payload) < len(raw) * _DELTA_ACCEPT:
         return DELTA, delta
+    if base_stored is not None and len(payload) + HEADER.size + BASE_SIZE < base_stored * 0.97:
+        return DELTA, delta  # clearly under what a whole chunk like the base costs
     codec, whole = encode(raw, itemsize)
     if sum(map(len, whole)) <= sum(map(len, delta)):
         return codec, whole

@@ -67,8 +67,8 @@ class ObjectStore:
         coded = None
         if base is not None and itemsize:
             try:
-                coded = codecs.encode_delta(raw, itemsize, base, self.get_whole(base))
-            except (ObjectMissing, Corruption):
+                coded = codecs.encode_delta(raw, itemsize, base, self.get_whole(base), self.stored_size(base))
+            except (ObjectMissing, Corruption, FileNotFoundError):
                 coded = None
         codec, parts = coded or codecs.encode(raw, itemsize)
         folder = os.path.join(self.root, oid[:2])
