@@ -16,7 +16,6 @@ from amber.ops import labels, locks, retention
 from amber.ops.context import Context
 from amber.ops.materialize import materialize_new
 from amber.ops.restore import load_manifest
-from amber.ops.swap import remove_tree
 from amber.types import Version
 
 MODES = ("min", "max")
@@ -130,8 +129,6 @@ class Curation:
                 return GcResult(doomed, kept, freed)
             freed, _ = delete_op.delete_locked(self._ctx, ids)
             orphans = delete_op.sweep_orphans(self._ctx)
-            for v in doomed:
-                remove_tree(os.path.join(self._ctx.amber, "cache", v.id))
         return GcResult(doomed, kept, freed, orphans, dry_run=False)
 
     def _apply_retention(self, model: str) -> GcResult | None:

@@ -263,3 +263,12 @@ def test_gc_never_removes_what_a_kept_version_needs(
         repo.export(v.ref, out)
         assert trees[v.ref] == tree_bytes(out)
     repo.close()
+
+
+def test_delete_drops_the_path_cache(repo: amber.Repo, work: Path) -> None:
+    snap(repo, work / "model", 1)
+    snap(repo, work / "model", 2)
+    cached = Path(amber.path("m:v1"))
+    assert cached.is_dir()
+    repo.delete("m:v1")
+    assert not cached.exists()

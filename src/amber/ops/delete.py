@@ -20,6 +20,7 @@ from amber.catalog import queries
 from amber.errors import Conflict
 from amber.ops import locks
 from amber.ops.context import Context
+from amber.ops.swap import remove_tree
 
 
 def delete_versions(ctx: Context, version_ids: Sequence[str]) -> tuple[int, int]:
@@ -48,6 +49,8 @@ def delete_locked(ctx: Context, version_ids: Sequence[str]) -> tuple[int, int]:
             faults.crash_point("delete.unlinking")
         ctx.store.delete(oid)
     ctx.store.sync_removed(gone_ids)
+    for vid in version_ids:  # copies amber.path materialised for these versions
+        remove_tree(os.path.join(ctx.amber, "cache", vid))
     return sum(r["stored_size"] for r in gone), len(gone_ids)
 
 
