@@ -32,11 +32,10 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from amber.integrations.recorder import Recorder, RepoSpec, log, numbers, plain
-from amber.types import Version
+from amber.integrations.recorder import Recorded, Recorder, RepoSpec, log, numbers, plain
 
 
-class AmberCallback(pl.Callback):
+class AmberCallback(Recorded, pl.Callback):
     """Snapshot each checkpoint Lightning writes as a version of ``model`` (kind ``callback``).
 
     ``monitor``/``mode`` make the model's ``best`` alias follow that logged metric.
@@ -67,14 +66,6 @@ class AmberCallback(pl.Callback):
         self._trainer: Any = None
         self._module: Any = None
         self._last_step: int | None = None
-
-    @property
-    def pauses(self) -> list[float]:
-        return self.recorder.pauses
-
-    @property
-    def versions(self) -> list[Version]:
-        return self.recorder.versions
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._trainer, self._module = trainer, pl_module

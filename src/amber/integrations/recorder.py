@@ -34,6 +34,20 @@ log = logging.getLogger("amber.integrations")
 RepoSpec = Repo | str | os.PathLike[str] | None
 
 
+class Recorded:
+    """What every callback shows of its recorder: the pauses and the versions made."""
+
+    recorder: Recorder
+
+    @property
+    def pauses(self) -> list[float]:
+        return self.recorder.pauses
+
+    @property
+    def versions(self) -> list[Version]:
+        return self.recorder.versions
+
+
 class Recorder:
     """Snapshots checkpoints of one model into one repository, timing each pause.
 

@@ -28,8 +28,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from amber.integrations.recorder import Recorder, RepoSpec, log, numbers, plain
-from amber.types import Version
+from amber.integrations.recorder import Recorded, Recorder, RepoSpec, log, numbers, plain
 
 ARGS_KEPT = (
     "learning_rate",
@@ -42,7 +41,7 @@ ARGS_KEPT = (
 LORA_KEPT = ("r", "lora_alpha", "lora_dropout")
 
 
-class AmberCallback(TrainerCallback):
+class AmberCallback(Recorded, TrainerCallback):
     """Snapshot each checkpoint the Trainer saves as a version of ``model`` (kind ``callback``).
 
     ``every_save``: snapshot every save (else only saves ``on_epoch`` asked for).
@@ -70,14 +69,6 @@ class AmberCallback(TrainerCallback):
         self.on_epoch = on_epoch
         self.name_template = name_template
         self._epoch_save = False
-
-    @property
-    def pauses(self) -> list[float]:
-        return self.recorder.pauses
-
-    @property
-    def versions(self) -> list[Version]:
-        return self.recorder.versions
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any

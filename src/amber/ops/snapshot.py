@@ -93,7 +93,7 @@ def capture(ctx: Context, source: str, model_id: int | None, select: str | None 
     else:
         st = os.stat(source, follow_symlinks=False)
         root, found = "file", [Found(os.path.basename(source), "file", st.st_mode & 0o7777, st)]
-    todo = [f for f in found if f.type == "file" and _cached(cache.get(f.path), f.st) is None]
+    todo = [f for f in found if f.type == "file" and not _unchanged(cache.get(f.path), f.st)]
     ctx.progress.start("snapshot", sum(f.st.st_size for f in todo))
     bases = BasePicker(*queries.delta_bases(ctx.catalog))
     writer = ChunkWriter(ctx.store, queries.known_chunks(ctx.catalog), _pool(ctx), ctx.workers, ctx.progress, bases)
@@ -122,16 +122,21 @@ def _pool(ctx: Context) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=ctx.workers, thread_name_prefix="amber-chunk")
 
 
-def _cached(row: Any, st: os.stat_result) -> FileEntry | None:
+def _unchanged(row: Any, st: os.stat_result) -> bool:
+    """The file's stat equals the cached one, and it was not modified as it was read."""
     if row is None:
-        return None
+        return False
     same = (row["size"], row["mtime_ns"], row["ctime_ns"], row["ino"]) == (
         st.st_size,
         st.st_mtime_ns,
         st.st_ctime_ns,
         st.st_ino,
     )
-    if not same or st.st_mtime_ns >= row["read_ns"] - RACY_NS:
+    return same and st.st_mtime_ns < row["read_ns"] - RACY_NS
+
+
+def _cached(row: Any, st: os.stat_result) -> FileEntry | None:
+    if not _unchanged(row, st):
         return None
     doc = json.loads(row["entry"])
     return FileEntry(doc["path"], "file", st.st_mode & 0o7777, doc["size"], tuple((c, s) for c, s in doc["chunks"]))
@@ -144,19 +149,22 @@ def _entry(
         return FileEntry(f.path, "dir", f.mode), None
     if f.type == "symlink":
         return FileEntry(f.path, "symlink", f.mode, target=f.target), None
-    entry = _cached(cache.get(f.path), f.st)
-    st = f.st
-    if entry is None:
-        read_ns = clock.now_ns()
-        prev = cache.get(f.path)
-        previous = tuple((c, n) for c, n in json.loads(prev["entry"])["chunks"]) if prev is not None else ()
-        st, chunks = writer.read_file(source if root == "file" else os.path.join(source, f.path), previous)
-        entry = FileEntry(f.path, "file", st.st_mode & 0o7777, st.st_size, chunks)
-    else:
-        read_ns = cache[f.path]["read_ns"]
+    prev = cache.get(f.path)
+    entry = _cached(prev, f.st)
+    if entry is not None:
+        return entry, _cache_row(entry, f.st, cache[f.path]["read_ns"])
+    read_ns = clock.now_ns()
+    previous = tuple((c, n) for c, n in json.loads(prev["entry"])["chunks"]) if prev is not None else ()
+    st, chunks = writer.read_file(source if root == "file" else os.path.join(source, f.path), previous)
+    entry = FileEntry(f.path, "file", st.st_mode & 0o7777, st.st_size, chunks)
+    return entry, _cache_row(entry, st, read_ns)
+
+
+def _cache_row(entry: FileEntry, st: os.stat_result, read_ns: int) -> tuple[Any, ...]:
+    """The stat-cache row saying: a file with this stat held these chunks."""
     doc = {"path": entry.path, "size": entry.size, "chunks": [list(c) for c in entry.chunks]}
-    row = (queries.path_key(f.path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, read_ns, json.dumps(doc))
-    return entry, row
+    key = queries.path_key(entry.path)
+    return (key, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, read_ns, json.dumps(doc))
 
 
 def stat_rows_for(folder: str, root: str, entries: list[FileEntry], read_ns: int) -> list[tuple[Any, ...]]:
@@ -166,9 +174,7 @@ def stat_rows_for(folder: str, root: str, entries: list[FileEntry], read_ns: int
         if e.type != "file":
             continue
         st = os.stat(folder if root == "file" else os.path.join(folder, e.path), follow_symlinks=False)
-        doc = {"path": e.path, "size": e.size, "chunks": [list(c) for c in e.chunks]}
-        key = queries.path_key(e.path)
-        rows.append((key, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, read_ns, json.dumps(doc)))
+        rows.append(_cache_row(e, st, read_ns))
     return rows
 
 
