@@ -11,7 +11,7 @@ MB = 1e6
 RESTORES = ("newest", "previous", "oldest")  # the previous (second newest) version is Amber's deepest delta
 RATIO_GOALS = {"gpt2": 0.78, "lora": 0.145, "dfl": 0.60}
 SNAPSHOT_MBS, SKIP_MBS, RESTORE_MBS, RSS_MB, BORG_FACTOR = 300.0, 1000.0, 250.0, 300.0, 2.0
-CODEC_NAMES = {"0": "raw", "1": "zstd", "2": "grouped-zstd", "3": "xor-delta"}
+CODEC_NAMES = {"0": "raw", "1": "zstd", "2": "grouped-zstd", "3": "xor-delta", "4": "sub-delta"}
 SCHEMES = ("zstd3", "grouped-z1", "split-z1", "star8-z1", "star4-z1", "star2-z1", "star4-best", "chain-z1",
            "chain-z3", "chain-split-z1", "chain-sub-z1", "chain-best")  # fmt: skip
 

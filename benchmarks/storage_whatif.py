@@ -6,22 +6,16 @@ Each run stores the whole sequence in a fresh repository through the Python
 API, then exports the second newest version (Amber's deepest delta with a
 keyframe every 8). Only this process is patched; src/ is untouched.
 
-Variants:
+Variants (each undoes or changes one choice, so its row shows what that choice is worth):
 
 * ``baseline``: Amber as it is.
-* ``no-fsync``: ``os.fsync`` does nothing (shows what durability costs; not a proposal).
-* ``fast-ungroup``: ``codecs.ungroup_bytes`` copies plane by plane into an
-  (n, k) array instead of one transposing copy.
-* ``one-encode``: a delta is kept when it is smaller than the stored size of
-  its base (the same piece one keyframe ago, whose encoded bytes were just
-  read), and only otherwise is the whole chunk encoded; today the whole chunk
-  is encoded too whenever the delta exceeds half the raw size.
-* ``skip-lost``: a piece whose same piece in the parent version was stored
-  whole after its own delta lost (Adam's ``exp_avg``, RMSprop's accumulator)
-  is stored whole without fetching a base or trying a delta (the catalog would
-  keep that flag per chunk; here a set in memory).
-* ``keyframe-4``: ``BasePicker.KEYFRAME_EVERY = 4``.
-* ``combined``: fast-ungroup + one-encode + skip-lost + keyframe-4.
+* ``no-fsync``: ``os.fsync`` and ``syncfs`` do nothing (what durability costs; not a proposal).
+* ``xor-only``: no sub-delta: a float piece is coded as an XOR delta or whole.
+* ``zstd-level-1``: float planes compressed with zstd level 1, as before the tuned
+  fast-strategy parameters.
+* ``retry-always``: a delta that lost is tried again at the next version
+  (``BasePicker.RETRY_EVERY = 1``), reading and decoding its base each time.
+* ``keyframe-8``: ``BasePicker.KEYFRAME_EVERY = 8``.
 """
 
 from __future__ import annotations
@@ -31,89 +25,36 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
-from typing import Any, cast
-
-import numpy as np
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import storage_build  # noqa: E402
 
-VARIANTS = ("baseline", "no-fsync", "fast-ungroup", "one-encode", "skip-lost", "keyframe-4", "combined")
-_base_size = threading.local()
-
-
-def ungroup_per_plane(data: bytes, itemsize: int) -> bytes:
-    n = len(data) // itemsize
-    src = np.frombuffer(data, np.uint8, count=n * itemsize).reshape(itemsize, n)
-    out = np.empty((n, itemsize), np.uint8)
-    for i in range(itemsize):
-        out[:, i] = src[i]
-    return out.tobytes() + data[n * itemsize :]
-
-
-def _patch_one_encode() -> None:
-    from amber.store import codecs, objects
-
-    get_whole = objects.ObjectStore.get_whole
-
-    def remembering_get_whole(self: Any, oid: str) -> bytes:
-        _base_size.value = self.stored_size(oid)
-        return cast(bytes, get_whole(self, oid))
-
-    def encode_delta(raw: Any, itemsize: int, base_id: str, base: bytes) -> Any:
-        if len(base) != len(raw) or itemsize not in (2, 4, 8):
-            return None
-        payload = codecs._compressor(1).compress(codecs.group_bytes(codecs.xor(raw, base), itemsize))
-        delta = [codecs.HEADER.pack(codecs.MAGIC, codecs.DELTA, itemsize, 0, len(raw)), bytes.fromhex(base_id), payload]
-        if sum(map(len, delta)) < getattr(_base_size, "value", 0):
-            return codecs.DELTA, delta
-        codec, whole = codecs.encode(raw, itemsize)
-        return (codec, whole) if sum(map(len, whole)) <= sum(map(len, delta)) else (codecs.DELTA, delta)
-
-    objects.ObjectStore.get_whole = remembering_get_whole
-    codecs.encode_delta = encode_delta
-
-
-def _patch_skip_lost() -> None:
-    from amber.ops import chunking
-    from amber.store import codecs, objects
-
-    lost: set[str] = set()
-    put, pick = objects.ObjectStore.put, chunking.BasePicker.pick
-
-    def remembering_put(self: Any, raw: Any, **kw: Any) -> Any:
-        stored = put(self, raw, **kw)
-        if kw.get("base") is not None and stored.codec != codecs.DELTA:
-            lost.add(stored.id)
-        return stored
-
-    def skipping_pick(self: Any, previous: Any, index: int, size: int) -> str | None:
-        if index < len(previous) and previous[index][0] in lost:
-            return None
-        return pick(self, previous, index, size)  # type: ignore[no-any-return]
-
-    objects.ObjectStore.put = remembering_put
-    chunking.BasePicker.pick = skipping_pick
+VARIANTS = ("baseline", "no-fsync", "xor-only", "zstd-level-1", "retry-always", "keyframe-8")
 
 
 def patch(variant: str) -> None:
+    import zstandard
+
     from amber.ops import chunking
-    from amber.store import codecs
+    from amber.store import codecs, objects
 
     if variant == "no-fsync":
         os.fsync = lambda fd: None
-    if variant in ("fast-ungroup", "combined"):
-        codecs.ungroup_bytes = ungroup_per_plane
-    if variant in ("one-encode", "combined"):
-        _patch_one_encode()
-    if variant in ("skip-lost", "combined"):
-        _patch_skip_lost()
-    if variant in ("keyframe-4", "combined"):
-        chunking.BasePicker.KEYFRAME_EVERY = 4
+        objects.sync_filesystem = lambda root, written: None
+    if variant == "xor-only":
+        codecs.DELTAS = (codecs.XOR_DELTA,)  # encode_delta tries the kinds listed here
+    if variant == "zstd-level-1":
+        level1 = zstandard.ZstdCompressor(level=1)
+        compressor = codecs._compressor
+        codecs._compressor = lambda kind: level1 if kind == "float" else compressor(kind)
+    if variant == "retry-always":
+        chunking.BasePicker.RETRY_EVERY = 1
+    if variant == "keyframe-8":
+        chunking.BasePicker.KEYFRAME_EVERY = 8
 
 
 def run(seq_dir: str, variant: str) -> dict[str, Any]:

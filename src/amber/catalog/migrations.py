@@ -78,6 +78,12 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL
     );
     """,
+    # 2: sub-delta chunks (codec 4) may appear; chunks.losses counts, for a float piece
+    # stored whole although it had a delta base, how many versions in a row its delta
+    # lost (or was not tried), so the next snapshot can skip a delta that keeps losing
+    """
+    ALTER TABLE chunks ADD COLUMN losses INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

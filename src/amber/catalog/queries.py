@@ -135,13 +135,15 @@ def known_chunks(cat: Catalog) -> set[str]:
     return {r[0] for r in cat.query("SELECT id FROM chunks")}
 
 
-def delta_bases(cat: Catalog) -> tuple[dict[str, str], dict[str, int]]:
-    """(delta chunk id -> base id, base id -> number of deltas using it)."""
+def delta_bases(cat: Catalog) -> tuple[dict[str, str], dict[str, int], dict[str, int]]:
+    """(delta chunk id -> base id, base id -> number of deltas using it,
+    whole chunk id -> versions in a row its piece's delta lost)."""
     bases = {r[0]: r[1] for r in cat.query("SELECT id, base FROM chunks WHERE base IS NOT NULL")}
     uses: dict[str, int] = {}
     for base in bases.values():
         uses[base] = uses.get(base, 0) + 1
-    return bases, uses
+    losses = {r[0]: r[1] for r in cat.query("SELECT id, losses FROM chunks WHERE losses > 0")}
+    return bases, uses, losses
 
 
 def chunks_only_in(cat: Catalog, version_ids: Sequence[str]) -> list[sqlite3.Row]:

@@ -8,6 +8,11 @@ writes it. zstd and BLAKE3 release the GIL, so workers run in parallel; at most
 
 A file that changes while it is read (stat before and after differ) is read
 again; after ``TRIES`` attempts the snapshot fails with FileKeptChanging.
+The kernel stamps mtime and ctime from a clock that ticks every few
+milliseconds, so two writes within one tick leave the same stamps: a read that
+starts right after the first and ends before the second would look clean. A
+file changed less than ``SETTLE_NS`` ago is therefore read only once its
+stamps are that old, so any later write carries a newer stamp.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from amber.progress import Progress
 from amber.store.objects import ObjectStore, Stored
 
 TRIES = 4
+SETTLE_NS = 20_000_000  # two ticks or more of the kernel's file-time clock (HZ >= 100)
 _READ = 16 << 20
 _CDC = FastCDC(avg_size=1 << 20, min_size=256 << 10, max_size=PIECE)
 
@@ -45,25 +51,36 @@ class BasePicker:
     chunk (the candidate itself, or the candidate's own base), so no chain is
     ever longer than one step. After ``KEYFRAME_EVERY`` deltas against one base,
     the next piece is stored whole and becomes the new base.
+
+    A piece whose delta lost (an optimizer's first moment, an RMSprop
+    accumulator: new numbers at every save) is stored whole, and the next
+    ``RETRY_EVERY - 1`` versions of it do not read a base at all; then a delta
+    is tried again, in case the tensor has settled.
     """
 
     KEYFRAME_EVERY = 4  # 8 stored 1% more on a real fine-tune: deltas drift from an old base
+    RETRY_EVERY = 4
 
-    def __init__(self, delta_bases: dict[str, str], uses: dict[str, int]) -> None:
+    def __init__(self, delta_bases: dict[str, str], uses: dict[str, int], losses: dict[str, int] | None = None) -> None:
         self.delta_bases = delta_bases  # delta chunk id -> its base
         self.uses = uses  # base id -> how many deltas use it
+        self.losses = losses or {}  # whole chunk id -> versions in a row its delta lost
         self._lock = threading.Lock()
 
-    def pick(self, previous: tuple[tuple[str, int], ...], index: int, size: int) -> str | None:
+    def pick(self, previous: tuple[tuple[str, int], ...], index: int, size: int) -> tuple[str | None, int | None]:
+        """(base to try, or None; the candidate's loss streak, or None when there is no candidate)."""
         if index >= len(previous) or previous[index][1] != size:
-            return None
+            return None, None
         candidate = previous[index][0]
+        streak = self.losses.get(candidate, 0)
+        if streak % self.RETRY_EVERY:
+            return None, streak
         base = self.delta_bases.get(candidate, candidate)
         with self._lock:
             if self.uses.get(base, 0) >= self.KEYFRAME_EVERY:
-                return None
+                return None, None
             self.uses[base] = self.uses.get(base, 0) + 1
-        return base
+        return base, streak
 
 
 class ChunkWriter:
@@ -88,7 +105,9 @@ class ChunkWriter:
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
 
-    def _work(self, data: bytes | memoryview, itemsize: int, base: str | None) -> tuple[str, int]:
+    def _work(
+        self, data: bytes | memoryview, itemsize: int, base: str | None, streak: int | None
+    ) -> tuple[str, int]:
         oid = blake3.blake3(data).hexdigest()
         with self._lock:
             fresh = oid not in self.known and oid not in self._claimed
@@ -96,7 +115,7 @@ class ChunkWriter:
                 self._claimed.add(oid)
         if fresh:
             try:
-                stored = self.store.put(data, itemsize=itemsize, oid=oid, base=base)
+                stored = self.store.put(data, itemsize=itemsize, oid=oid, base=base, streak=streak)
             except BaseException:
                 with self._lock:
                     self._claimed.discard(oid)
@@ -126,13 +145,13 @@ class ChunkWriter:
     ) -> tuple[os.stat_result, tuple[tuple[str, int], ...]]:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            before = os.fstat(fd)
+            before = _settled(fd)
             inflight: deque[Future[tuple[str, int]]] = deque()
             chunks: list[tuple[str, int]] = []
             pieces = _pieces(fd, plan_regions(path, before.st_size), before.st_size)
             for index, (data, itemsize) in enumerate(pieces):
-                base = self.bases.pick(previous, index, len(data)) if itemsize else None
-                inflight.append(self.pool.submit(self._work, data, itemsize, base))
+                base, streak = self.bases.pick(previous, index, len(data)) if itemsize else (None, None)
+                inflight.append(self.pool.submit(self._work, data, itemsize, base, streak))
                 while len(inflight) > self.window:
                     chunks.append(inflight.popleft().result())
             chunks.extend(f.result() for f in inflight)
@@ -142,6 +161,19 @@ class ChunkWriter:
         if _sig(before) != _sig(after) or _sig(after) != _sig(os.stat(path, follow_symlinks=False)):
             raise FileChanged(path)
         return after, tuple(chunks)
+
+
+def _settled(fd: int) -> os.stat_result:
+    """The file's stat, taken once its last change is at least SETTLE_NS old."""
+    st = os.fstat(fd)
+    age = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns)
+    if age >= SETTLE_NS:
+        return st
+    time.sleep(min(SETTLE_NS, SETTLE_NS - age) / 1e9)  # a stamp in the future waits one window at most
+    again = os.fstat(fd)
+    if _sig(again) != _sig(st):  # still being written: let read_file try again later
+        raise FileChanged(str(fd))
+    return again
 
 
 def _sig(st: os.stat_result) -> tuple[int, int, int, int]:

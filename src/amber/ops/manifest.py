@@ -44,7 +44,7 @@ def _entry_json(e: FileEntry) -> dict[str, Any]:
     return out
 
 
-def decode(data: bytes) -> tuple[str, list[FileEntry]]:
+def decode(data: bytes | bytearray) -> tuple[str, list[FileEntry]]:
     """(root kind, entries) of a manifest, or InvalidInput naming what is wrong."""
     try:
         doc = json.loads(data)

@@ -72,8 +72,8 @@ def commit(
         number, head = db.execute("SELECT next_number, head FROM models WHERE id = ?", (mid,)).fetchone()
         vid = blake3.blake3(f"{model}\0{number}\0{cap.manifest_id}\0{created}\0".encode() + os.urandom(16)).hexdigest()
         db.executemany(
-            "INSERT OR IGNORE INTO chunks (id, raw_size, stored_size, codec, base) VALUES (?, ?, ?, ?, ?)",
-            [(s.id, s.raw_size, s.stored_size, s.codec, s.base) for s in cap.new.values()],
+            "INSERT OR IGNORE INTO chunks (id, raw_size, stored_size, codec, base, losses) VALUES (?, ?, ?, ?, ?, ?)",
+            [(s.id, s.raw_size, s.stored_size, s.codec, s.base, s.losses) for s in cap.new.values()],
         )
         db.execute(
             "INSERT INTO versions (id, model_id, number, label, kind, created_at, iteration, metrics, notes,"

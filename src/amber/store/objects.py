@@ -39,6 +39,7 @@ class Stored:
     stored_size: int
     codec: int
     base: str | None = None
+    losses: int = 0  # versions in a row this float piece was stored whole though it had a base
 
 
 class ObjectStore:
@@ -55,13 +56,21 @@ class ObjectStore:
         return os.path.exists(self.path(oid))
 
     def put(
-        self, raw: bytes | memoryview, *, itemsize: int = 0, oid: str | None = None, base: str | None = None
+        self,
+        raw: bytes | memoryview,
+        *,
+        itemsize: int = 0,
+        oid: str | None = None,
+        base: str | None = None,
+        streak: int | None = None,
     ) -> Stored:
         """Encode and write ``raw``; the folder is made durable by :meth:`sync`.
 
         With ``base`` (the id of a whole chunk of the same size, e.g. the same
-        tensor piece in the parent version), the chunk is stored as an XOR delta
-        against it when that is smaller.
+        tensor piece in the parent version), the chunk is stored as a delta
+        against it when that is smaller. ``streak`` is set for a float piece that
+        had a delta candidate: how many versions in a row the piece was stored
+        whole before; a piece stored whole again gets ``streak + 1`` as its losses.
         """
         oid = oid or blake3.blake3(raw).hexdigest()
         coded = None
@@ -78,7 +87,9 @@ class ObjectStore:
         with self._dirty_lock:
             self._dirty.add(folder)
             self._written.append(path)
-        return Stored(oid, len(raw), stored, codec, base if codec == codecs.DELTA else None)
+        delta = codec in codecs.DELTAS
+        losses = streak + 1 if streak is not None and not delta else 0
+        return Stored(oid, len(raw), stored, codec, base if delta else None, losses)
 
     def sync(self) -> None:
         """Make every object written since the last call durable, with its folder entry.
@@ -104,7 +115,7 @@ class ObjectStore:
         except FileNotFoundError:
             raise ObjectMissing(oid) from None
 
-    def get(self, oid: str) -> bytes:
+    def get(self, oid: str) -> bytes | bytearray:
         """The raw bytes of ``oid``, checked against their hash."""
         blob = self.read_encoded(oid)
         try:
@@ -120,7 +131,7 @@ class ObjectStore:
             raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash", hint=_DAMAGE_HINT)
         return raw
 
-    def get_whole(self, oid: str) -> bytes:
+    def get_whole(self, oid: str) -> bytes | bytearray:
         """The raw bytes of a delta base, which must itself be a whole chunk."""
         blob = self.read_encoded(oid)
         if codecs.base_of(blob) is not None:
