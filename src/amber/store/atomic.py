@@ -74,13 +74,17 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
 
 
-def sync_filesystem(path: str, files: Iterable[str]) -> None:
+def sync_filesystem(path: str, files: Iterable[str]) -> bool:
     """Make every write to ``files`` durable: one syncfs(2) of the filesystem
-    holding ``path`` where the kernel has it, else an fsync of each file."""
+    holding ``path`` where the kernel has it, else an fsync of each file.
+
+    True when syncfs did it: that also made every directory entry on the
+    filesystem durable, so no folder needs an fsync of its own.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         if _syncfs is not None and _syncfs(fd) == 0:
-            return
+            return True
     finally:
         os.close(fd)
     for name in files:
@@ -90,3 +94,4 @@ def sync_filesystem(path: str, files: Iterable[str]) -> None:
                 os.fsync(file_fd)
             finally:
                 os.close(file_fd)
+    return False
