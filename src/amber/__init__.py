@@ -18,6 +18,7 @@ def path(ref: str, used_by: str | None = None, *, repo: str | None = None) -> st
     with Repo(repo) as r:
         return r.local_path(ref, used_by=used_by)
 
+
 __all__ = [
     "AmberError",
     "DeleteResult",

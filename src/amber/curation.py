@@ -5,18 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amber.catalog import aliases as alias_rules
 from amber.catalog import queries
 from amber.errors import InvalidInput, Refused
 from amber.ids import check_name
-from amber.ops import delete as delete_op
-from amber.ops import labels, locks, retention
+from amber.ops import labels, locks, manifest
 from amber.ops.context import Context
-from amber.ops.materialize import materialize_new
-from amber.ops.restore import load_manifest
 from amber.types import Version
+
+if TYPE_CHECKING:
+    from amber.ops import retention
+
+# Deleting, retention and materialising are imported by the methods that use them,
+# so opening a repository to read it does not load them.
 
 MODES = ("min", "max")
 
@@ -108,6 +111,9 @@ class Curation:
 
     def gc(self, policy: retention.Policy | str, *, model: str | None = None, dry_run: bool = True) -> GcResult:
         """Delete the versions no keep rule keeps (``dry_run``: only say which, and the bytes freed)."""
+        from amber.ops import delete as delete_op
+        from amber.ops import retention
+
         if isinstance(policy, str):
             policy = retention_policy(policy)
         names = [model] if model else queries.model_names(self._ctx.catalog)
@@ -173,8 +179,10 @@ class Curation:
         """A local folder (or file) holding version ``ref``, materialised once into the cache."""
         version = self._resolve(ref)
         folder = os.path.join(self._ctx.amber, "cache", version.id)
-        root, entries = load_manifest(self._ctx, version)
+        root, entries = manifest.decode(self._ctx.store.get(version.manifest))  # as restore.load_manifest
         if not os.path.isdir(folder):
+            from amber.ops.materialize import materialize_new
+
             os.makedirs(os.path.dirname(folder), exist_ok=True)
             materialize_new(self._ctx, root, entries, folder, "cache")
         labels.record_use(self._ctx, version, "path", used_by)
@@ -182,4 +190,6 @@ class Curation:
 
 
 def retention_policy(text: str) -> retention.Policy:
+    from amber.ops import retention
+
     return retention.Policy.parse(text)

@@ -1,4 +1,9 @@
-"""The repository: the one facade every front end calls."""
+"""The repository: the one facade every front end calls.
+
+Opening a repository and reading its catalog imports only what that needs: the
+operations that write, restore, compare or verify are imported by the method
+that runs them, so a short command (``amber list``) starts fast.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import errno
 import json
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amber import formats
 from amber.catalog import aliases as alias_rules
@@ -26,20 +31,17 @@ from amber.errors import (
     VersionNotFound,
 )
 from amber.ids import VersionRef, check_name
-from amber.ops import delete as delete_op
-from amber.ops import diff as diff_op
-from amber.ops import labels, locks, record
-from amber.ops import restore as restore_op
-from amber.ops import verify as verify_op
+from amber.ops import labels, locks, manifest
 from amber.ops.context import Context
-from amber.ops.diff import Diff
-from amber.ops.materialize import materialize_new
 from amber.ops.scan import AMBER_DIR, check_source
-from amber.ops.snapshot import VersionInfo, capture
 from amber.progress import NullProgress, Progress
 from amber.types import DeleteResult, Model, Report, RestoreResult, Usage, Version
 
+if TYPE_CHECKING:
+    from amber.ops.diff import Diff
+
 FORMAT_VERSION = 1
+JOURNAL = "journal"  # .amber/journal/: restores a crash may have cut in half (amber.ops.swap)
 
 
 def find_root(start: str | os.PathLike[str] | None = None) -> str:
@@ -68,6 +70,8 @@ def _disk(what: str, ctx: Context | None = None) -> Iterator[None]:
         yield
     except BaseException as exc:
         if ctx is not None:
+            from amber.ops import delete as delete_op
+
             delete_op.sweep_if_idle(ctx)
         if isinstance(exc, OSError) and not isinstance(exc, AmberError):
             raise _storage_error(exc, what) from None
@@ -99,7 +103,10 @@ class Repo(Curation):
             catalog=Catalog(os.path.join(amber, "catalog.db")),
             progress=progress or NullProgress(),
         )
-        restore_op.recover(self._ctx)
+        if _any_entry(os.path.join(amber, JOURNAL)):  # the restore machinery loads only when needed
+            from amber.ops import restore as restore_op
+
+            restore_op.recover(self._ctx)
 
     @classmethod
     def init(cls, path: str | os.PathLike[str] = ".") -> Repo:
@@ -111,7 +118,7 @@ class Repo(Curation):
         tmp = os.path.join(root, f".amber-init-{os.getpid()}")
         os.makedirs(os.path.join(tmp, "objects"))
         os.makedirs(os.path.join(tmp, "locks"))
-        os.makedirs(os.path.join(tmp, "journal"))
+        os.makedirs(os.path.join(tmp, JOURNAL))
         with open(os.path.join(tmp, "config.json"), "w") as fh:
             fh.write(json.dumps({"format": FORMAT_VERSION}) + "\n")
         Catalog(os.path.join(tmp, "catalog.db")).close()
@@ -154,12 +161,14 @@ class Repo(Curation):
     def get(self, ref: str, *, files: bool = False) -> Version:
         version = self._resolve(ref)
         if files:
-            _root, entries = restore_op.load_manifest(self._ctx, version)
+            _root, entries = manifest.decode(self._ctx.store.get(version.manifest))  # as restore.load_manifest
             version = _with_files(version, entries)
         return version
 
     def diff(self, a: str, b: str) -> Diff:
         """What changed from version ``a`` to version ``b``: fields, files, tensors."""
+        from amber.ops import diff as diff_op
+
         return diff_op.diff(self._ctx, self._resolve(a), self._resolve(b))
 
     def usage(self, ref: str) -> list[dict[str, Any]]:
@@ -230,6 +239,9 @@ class Repo(Curation):
         glob such as ``"new_SAEHD_*"``, or a model prefix); later restores of
         the model then replace exactly that model's files.
         """
+        from amber.ops import record
+        from amber.ops.snapshot import VersionInfo, capture
+
         source = check_source(os.fspath(path), self.root)
         select = select or self._stored_select(model)
         found = formats.detect(source, select=select)
@@ -276,6 +288,8 @@ class Repo(Curation):
 
     def restore(self, ref: str, *, force: bool = False) -> RestoreResult:
         """Make the model's folder equal version ``ref``, backing up the current state first."""
+        from amber.ops import restore as restore_op
+
         version = self._resolve(ref)
         folder = self.model_folder(version.model)
         select = self._stored_select(version.model)
@@ -287,6 +301,8 @@ class Repo(Curation):
 
     def delete(self, ref: str, *, force: bool = False) -> DeleteResult:
         """Delete version ``ref`` and every chunk no other version needs."""
+        from amber.ops import delete as delete_op
+
         version = self._resolve(ref)
         self._check_protected(version, force)
         with _disk(f"deleting {version.ref}"):
@@ -295,6 +311,9 @@ class Repo(Curation):
 
     def export(self, ref: str, dest: str | os.PathLike[str]) -> str:
         """Write version ``ref`` to ``dest`` (which must not exist); the model folder is untouched."""
+        from amber.ops.materialize import materialize_new
+        from amber.ops.restore import load_manifest
+
         version = self._resolve(ref)
         target = os.path.abspath(dest)
         if os.path.lexists(target):
@@ -302,15 +321,26 @@ class Repo(Curation):
         if not os.path.isdir(os.path.dirname(target)):
             raise InvalidInput(f"the folder '{os.path.dirname(dest) or '.'}' does not exist")
         with _disk(f"exporting {version.ref}"):
-            root, entries = restore_op.load_manifest(self._ctx, version)
+            root, entries = load_manifest(self._ctx, version)
             materialize_new(self._ctx, root, entries, target, "export")
         labels.record_use(self._ctx, version, "export", target)
         return target
 
     def verify(self, *, data: bool = False) -> Report:
         """Check the catalog, every manifest and every chunk file (``data``: re-hash every chunk)."""
+        from amber.ops import verify as verify_op
+
         with locks.store(self._ctx.amber, exclusive=False):
             return verify_op.verify(self._ctx, data=data)
+
+
+def _any_entry(folder: str) -> bool:
+    """True if ``folder`` exists and holds anything."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(True for _ in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def _default_name(source: str, select: str | None) -> str:
@@ -327,8 +357,7 @@ def _check_selection(source: str, shown: str | os.PathLike[str], found: Any, sel
     present = found.metadata.get("dfl_models") or []
     if select is None and found.model_type is None and len(present) > 1:
         raise InvalidInput(
-            f"'{shown}' holds {len(present)} DeepFaceLab models ({', '.join(present)}); "
-            "Amber versions one at a time",
+            f"'{shown}' holds {len(present)} DeepFaceLab models ({', '.join(present)}); Amber versions one at a time",
             hint=f"choose one with --select, e.g. --select '{present[-1]}_*'",
         )
     if select is not None and os.path.isdir(source) and not formats.dfl_files(source, select):

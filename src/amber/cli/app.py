@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from dataclasses import dataclass
 
 import typer
@@ -61,14 +60,16 @@ def _fail(exc: BaseException, code: int, as_json: bool) -> int:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     hint = getattr(exc, "hint", None)
     if state.debug:
+        import traceback
+
         traceback.print_exception(exc)
     if as_json:
         doc = {"error": {"type": type(exc).__name__, "message": message, "hint": hint, "exit_code": code}}
         sys.stderr.write(json.dumps(doc) + "\n")
     else:
-        output.err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False)
+        output.err.print(f"[red]Error:[/red] {output.escape(message)}", markup=True)
         if hint:
-            output.err.print(f"[dim]hint: {hint}[/dim]")
+            output.err.print(f"[dim]hint: {output.escape(hint)}[/dim]", markup=True)
     return code
 
 

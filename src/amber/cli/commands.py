@@ -126,7 +126,7 @@ def list_(
     elif not versions:
         output.out.print("No versions yet. Create one with: amber snapshot PATH")
     else:
-        output.out.print(output.versions_table(versions))
+        output.out.render(output.versions_table(versions))
 
 
 @app.command()
@@ -144,10 +144,10 @@ def show(ref: str = typer.Argument(..., help="MODEL:vN, MODEL:ALIAS or an id pre
         output.print_json(doc)
         return
     output.version_details(v, usage)
-    output.out.print("[bold]       files[/bold]")
+    output.out.print("[bold]       files[/bold]", markup=True)
     for f in v.files or ():
         kind = {"dir": "/", "symlink": f" -> {f.target}"}.get(f.type, "")
-        output.out.print(f"  {f.mode:04o}  {output.size(f.size):>9}  {f.path}{kind}", markup=False)
+        output.out.print(f"  {f.mode:04o}  {output.size(f.size):>9}  {f.path}{kind}")
 
 
 @app.command()
@@ -248,7 +248,7 @@ def verify(
     else:
         for p in report.problems:
             broken = f" (breaks {', '.join(p.versions)})" if p.versions else ""
-            output.out.print(f"{p.kind}: {p.object[:16]} {p.message}{broken}", markup=False)
+            output.out.print(f"{p.kind}: {p.object[:16]} {p.message}{broken}")
         what = "chunks re-hashed" if data else "chunk files present"
         status = "OK" if report.ok else f"{len(report.problems)} problem(s)"
         output.out.print(
@@ -276,12 +276,11 @@ def du(
         output.print_json(
             {
                 "versions": [
-                    {k: v.to_json()[k] for k in ("ref", "size_bytes", "stored_bytes", "unique_bytes")}
-                    for v in versions
+                    {k: v.to_json()[k] for k in ("ref", "size_bytes", "stored_bytes", "unique_bytes")} for v in versions
                 ],
                 "models": [u.to_json() for u in per_model],
                 "total": total.to_json(),
             }
         )
         return
-    output.out.print(output.du_table(versions, per_model, total))
+    output.out.render(output.du_table(versions, per_model, total))

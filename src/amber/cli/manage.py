@@ -8,7 +8,6 @@ from amber.cli import output
 from amber.cli.app import app, open_repo
 from amber.cli.commands import JSON, YES, _confirm, _meta
 from amber.errors import InvalidInput
-from amber.ops.retention import Policy
 
 alias_app = typer.Typer(help="Name versions: production, baseline, a pinned best.", no_args_is_help=True)
 model_app = typer.Typer(help="A model's rules: best metric, protected aliases, retention.", no_args_is_help=True)
@@ -101,6 +100,8 @@ def gc(
         raise InvalidInput("gc needs at least one keep rule", hint="e.g. --keep-last 5 --dry-run")
     if any(r is not None and r < 0 for r in rules):
         raise InvalidInput("keep counts cannot be negative")
+    from amber.ops.retention import Policy
+
     policy = Policy(keep_last, keep_best, keep_every, keep_backups)
     policy.check()
     with open_repo() as repo:
@@ -121,7 +122,7 @@ def gc(
         return
     verb = "Would delete" if result.dry_run else "Deleted"
     for v in result.deleted:
-        output.out.print(f"{verb} {v.ref} '{v.label}' ({output.size(v.unique_bytes)})", markup=False)
+        output.out.print(f"{verb} {v.ref} '{v.label}' ({output.size(v.unique_bytes)})")
     output.out.print(f"{verb} {len(result.deleted)} versions, freeing {output.size(result.freed_bytes)}")
 
 
@@ -146,7 +147,7 @@ def log(
         return
     lines = output.graph_lines(versions) if graph else output.log_lines(versions)
     for line in lines:
-        output.out.print(line, markup=False)
+        output.out.print(line)
 
 
 @app.command()
@@ -168,7 +169,7 @@ def edit(
     if as_json:
         output.print_json(v.to_json())
     else:
-        output.out.print(f"Edited {v.ref}: '{v.label}', tags {', '.join(v.tags) or 'none'}", markup=False)
+        output.out.print(f"Edited {v.ref}: '{v.label}', tags {', '.join(v.tags) or 'none'}")
 
 
 @app.command()
@@ -186,7 +187,7 @@ def use(
     if as_json:
         output.print_json({"version": v.ref, "by": by})
     else:
-        output.out.print(f"Recorded: {by or 'someone'} uses {v.ref}", markup=False)
+        output.out.print(f"Recorded: {by or 'someone'} uses {v.ref}")
 
 
 @app.command()
@@ -207,4 +208,4 @@ def diff(
         output.print_json(dataclasses.asdict(d))
         return
     for line in output.diff_lines(d):
-        output.out.print(line, markup=False)
+        output.out.print(line)

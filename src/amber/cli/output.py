@@ -1,22 +1,104 @@
-"""Rendering: tables, sizes, relative times, JSON, errors and progress bars."""
+"""Rendering: tables, sizes, relative times, JSON, errors and progress bars.
+
+rich is imported only when something is rendered through it: text bound for a
+terminal (markup becomes colour), tables and progress bars. Text bound for a
+pipe or a file is written as plain text, so ``--json`` and scripted use never
+pay for rich. Markup is opt-in (``markup=True``) and used for our own styling
+only; text from users (labels, paths, messages) is never read as markup.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 import sys
 import threading
-from typing import Any, Literal
-
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from amber import clock
 from amber.types import Usage, Version
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+# rich's markup tag (rich.markup.RE_TAGS): "[bold]", "[/red]", "[@click]"; backslashes escape it
+_TAG = re.compile(r"(\\*)\[([a-z#/@][^[]*?)]")
+
+
+def escape(text: str) -> str:
+    """``text`` made safe to put into markup: what looks like a tag is escaped."""
+    text = _TAG.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(0)[len(m.group(1)) :]}", text)
+    return text + "\\" if text.endswith("\\") and not text.endswith("\\\\") else text
+
+
+def plain(markup: str) -> str:
+    """``markup`` as rich shows it without a terminal: tags removed, escapes resolved."""
+    parts: list[str] = []
+    position = 0
+    for match in _TAG.finditer(markup):
+        start, end = match.span()
+        parts.append(markup[position:start].replace("\\[", "["))
+        backslashes, escaped = divmod(len(match.group(1)), 2)
+        parts.append("\\" * backslashes)
+        if escaped:
+            parts.append(match.group(0)[len(match.group(1)) :])
+        position = end
+    parts.append(markup[position:].replace("\\[", "["))
+    return "".join(parts)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    """Whether rich would treat ``stream`` as a terminal (same environment variables)."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    force = os.environ.get("FORCE_COLOR")
+    if force is not None:
+        return force != ""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or already closed
+        return False
+
+
+class Stream:
+    """stdout or stderr: through a rich Console on a terminal, plain text elsewhere."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def file(self) -> TextIO:
+        return sys.stderr if self._stderr else sys.stdout  # looked up late: tests swap them
+
+    @property
+    def console(self) -> Console:
+        """The rich Console for this stream (imports rich on first use)."""
+        if self._console is None:
+            from rich.console import Console
+
+            width = None if self._stderr or self.file.isatty() else 200
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True, emoji=False, width=width)
+        return self._console
+
+    def print(self, text: str = "", *, markup: bool = False) -> None:
+        """One line of text; with ``markup``, rich markup tags style it (escape user text!)."""
+        if _is_terminal(self.file):
+            self.console.print(text, markup=markup)
+            return
+        self.file.write((plain(text) if markup else text) + "\n")
+
+    def render(self, renderable: Any) -> None:
+        """A rich renderable (a table), always through rich."""
+        self.console.print(renderable)
+
+
+out = Stream()
+err = Stream(stderr=True)
 
 
 def size(n: int) -> str:
@@ -47,13 +129,16 @@ def print_json(doc: Any) -> None:
 
 
 def versions_table(versions: list[Version]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("ref", "label", "iteration", "metrics", "created", "size", "stored", "aliases"):
         justify: Literal["left", "right"] = "right" if col in ("iteration", "size", "stored") else "left"
         table.add_column(col, justify=justify, no_wrap=col != "label")
     for v in versions:
         label = v.label if v.kind == "manual" else f"{v.label} [{v.kind}]"
-        table.add_row(
+        cells = (
             v.ref,
             label,
             "" if v.iteration is None else str(v.iteration),
@@ -63,6 +148,7 @@ def versions_table(versions: list[Version]) -> Table:
             size(v.stored_bytes),
             ", ".join(v.aliases),
         )
+        table.add_row(*(Text(c) for c in cells))  # Text: a label's "[...]" is not markup
     return table
 
 
@@ -86,7 +172,7 @@ def version_details(v: Version, usage: list[dict[str, Any]]) -> None:
     rows += [("used by", f"{u['who'] or '?'} ({u['kind']}, {ago(u['at'])})") for u in usage]
     for key, value in rows:
         if value:
-            out.print(f"[bold]{key:>12}[/bold]  {value}")
+            out.print(f"[bold]{key:>12}[/bold]  {escape(value)}", markup=True)
 
 
 def confirm_text(v: Version) -> str:
@@ -102,13 +188,22 @@ class RichProgress:
     """A byte progress bar on stderr; advance() is safe from worker threads."""
 
     def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            console=err,
+            console=err.console,
             transient=True,
         )
         self._task: Any = None
@@ -134,15 +229,18 @@ class RichProgress:
 
 
 def du_table(versions: list[Version], models: list[Usage], total: Usage) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("", "size", "stored", "unique", "ratio"):
         table.add_column(col, justify="left" if not col else "right", no_wrap=True)
     for v in versions:
         ratio = f"{v.stored_bytes / v.size_bytes:.3f}" if v.size_bytes else ""
-        table.add_row(v.ref, size(v.size_bytes), size(v.stored_bytes), size(v.unique_bytes), ratio)
+        table.add_row(Text(v.ref), size(v.size_bytes), size(v.stored_bytes), size(v.unique_bytes), ratio)
     for u in [*models, total]:
         name = f"{u.model} ({u.versions} versions)" if u.model else f"repository ({u.versions} versions)"
-        table.add_row(f"[bold]{name}[/bold]", size(u.logical_bytes), size(u.stored_bytes), "", f"{u.ratio:.3f}")
+        table.add_row(Text(name, style="bold"), size(u.logical_bytes), size(u.stored_bytes), "", f"{u.ratio:.3f}")
     return table
 
 

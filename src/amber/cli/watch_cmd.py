@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from amber.cli import output
 from amber.cli.app import app, open_repo
 from amber.errors import InvalidInput
-from amber.integrations.watch import Summary, Watcher, parse_duration
+
+if TYPE_CHECKING:
+    from amber.integrations.watch import Summary
 
 
 @app.command()
@@ -34,6 +37,8 @@ def watch(
 
     Example: amber watch ./workspace/model --model face --every 30m --keep "keep-last=10,keep-best=3"
     """
+    from amber.integrations.watch import Watcher, parse_duration
+
     if mode not in ("min", "max"):
         raise InvalidInput(f"--mode must be 'min' or 'max', not '{mode}'")
     name = model or os.path.basename(os.path.abspath(path))
@@ -53,7 +58,7 @@ def watch(
 
 
 def _say(line: str) -> None:
-    output.err.print(line, markup=False, highlight=False)
+    output.err.print(line)
     sys.stderr.flush()
 
 

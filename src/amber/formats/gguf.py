@@ -13,10 +13,11 @@ import math
 import struct
 from typing import Any, BinaryIO
 
+from amber.formats import sniff
 from amber.formats.regions import Malformed
 from amber.formats.tensors import Tensor, Weights
 
-MAGIC = b"GGUF"
+MAGIC = sniff.GGUF_MAGIC
 MAX_COUNT = 1 << 20
 MAX_STRING = 64 << 20
 _DEFAULT_ALIGNMENT = 32
@@ -39,8 +40,7 @@ _STRING, _ARRAY = 8, 9
 _KEPT_SUFFIXES = (".context_length", ".block_count", ".embedding_length")
 
 
-def looks_like(head: bytes) -> bool:
-    return head.startswith(MAGIC)
+looks_like = sniff.is_gguf
 
 
 class _Cursor:

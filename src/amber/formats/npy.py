@@ -15,17 +15,16 @@ import zlib
 from io import BytesIO
 from typing import Any, BinaryIO
 
-from amber.formats import dtypes
+from amber.formats import dtypes, sniff
 from amber.formats.regions import Malformed
 from amber.formats.tensors import Tensor, Weights
 from amber.formats.zipmembers import Member
 
-MAGIC = b"\x93NUMPY"
+MAGIC = sniff.NPY_MAGIC
 MAX_HEADER = 1 << 20
 
 
-def looks_like(head: bytes) -> bool:
-    return head.startswith(MAGIC)
+looks_like = sniff.is_npy
 
 
 def read(f: BinaryIO, size: int) -> Weights:

@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from amber.formats import dtypes
+from amber.formats import dtypes, sniff
 from amber.formats.regions import Malformed, Span
 
 MAX_OPS = 1_000_000  # a pickle with more opcodes than this is not walked
@@ -38,12 +38,10 @@ _PAYLOADS = frozenset({"BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"})
 _STRINGS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8"})
 _PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
-PROTO = 0x80
+PROTO = sniff.PICKLE_PROTO
 
 
-def is_pickle(head: bytes) -> bool:
-    """True for a stream that starts like a protocol 2–5 pickle."""
-    return len(head) >= 2 and head[0] == PROTO and 2 <= head[1] <= 5
+is_pickle = sniff.is_pickle
 
 
 @dataclass

@@ -8,13 +8,16 @@ one content-defined region, and the bytes are stored exactly either way.
 from __future__ import annotations
 
 import logging
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from amber.formats import Detected, Region, gguf, npy, pickled, safetensors, torch_zip, zipmembers
+from amber.formats import Detected, Region, sniff
 from amber.formats.regions import covers, layout, opaque
-from amber.formats.tensors import Weights
 
-_HEAD = 16
+if TYPE_CHECKING:
+    from amber.formats.tensors import Weights
+
+# A format's parser is imported once a file's first bytes say it is that format (see sniff).
+_HEAD = sniff.HEAD
 _BUFFER = 1 << 16
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,9 @@ def plan_regions(path: str, size: int) -> list[Region]:
 
 def _plan(f: BinaryIO, size: int, path: str) -> list[Region]:
     head = f.read(_HEAD)
-    if pickled.is_pickle(head):
+    if sniff.is_pickle(head):
+        from amber.formats import pickled
+
         spans, end = pickled.walk(f, size)
         return layout(spans, size, tail_cdc=end < size) if spans else opaque(size)
     weights = read_weights(f, size, path, head)
@@ -48,18 +53,28 @@ def read_weights(f: BinaryIO, size: int, path: str, head: bytes | None = None) -
     if head is None:
         f.seek(0)
         head = f.read(_HEAD)
-    if npy.looks_like(head):
+    if sniff.is_npy(head):
+        from amber.formats import npy
+
         return npy.read(f, size)
-    if gguf.looks_like(head):
+    if sniff.is_gguf(head):
+        from amber.formats import gguf
+
         return gguf.read(f, size)
-    if zipmembers.is_zip(head):
+    if sniff.is_zip(head):
+        from amber.formats import torch_zip, zipmembers
+
         found = zipmembers.members(f, size)
         if torch_zip.find_pickle(found) is not None:
             return torch_zip.read(f, size, path, found)
         if any(m.name.endswith(".npy") for m in found):
+            from amber.formats import npy
+
             return npy.read_npz(f, size, found)
         return None
-    if safetensors.looks_like(head, size):
+    if sniff.is_safetensors(head, size):
+        from amber.formats import safetensors
+
         return safetensors.read(f, size)
     return None
 

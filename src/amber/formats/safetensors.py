@@ -10,20 +10,15 @@ import json
 import struct
 from typing import Any, BinaryIO
 
-from amber.formats import dtypes
+from amber.formats import dtypes, sniff
 from amber.formats.regions import Malformed
 from amber.formats.tensors import Tensor, Weights
 
-MAX_HEADER = 100 << 20  # the limit the safetensors library itself enforces
+MAX_HEADER = sniff.SAFETENSORS_MAX_HEADER
 _LENGTH = struct.Struct("<Q")
 
 
-def looks_like(head: bytes, size: int) -> bool:
-    """True if ``head`` (the first bytes) starts like a safetensors file of ``size`` bytes."""
-    if len(head) < 9 or head[8:9] != b"{":
-        return False
-    length: int = _LENGTH.unpack_from(head)[0]
-    return 2 <= length <= min(MAX_HEADER, size - 8)
+looks_like = sniff.is_safetensors
 
 
 def read(f: BinaryIO, size: int) -> Weights:

@@ -12,15 +12,15 @@ import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from amber.formats import sniff
 from amber.formats.regions import Malformed
 
 MAX_MEMBERS = 1_000_000
 _LOCAL = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
-_LOCAL_SIGNATURE = b"PK\x03\x04"
+_LOCAL_SIGNATURE = sniff.ZIP_MAGIC
 
 
-def is_zip(head: bytes) -> bool:
-    return head[:4] == _LOCAL_SIGNATURE
+is_zip = sniff.is_zip
 
 
 @dataclass(frozen=True)

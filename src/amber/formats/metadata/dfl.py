@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from amber.errors import InvalidInput
-from amber.formats import Detected, safe_pickle
+from amber.formats import Detected
 
 TYPES = ("SAEHD", "AMP", "Quick96", "XSeg")
 _TYPE = "|".join(TYPES)
@@ -111,6 +111,8 @@ def detect(folder: str, select: str | None = None) -> Detected | None:
 
 
 def _read_data(path: str, kind: str, found: Detected) -> None:
+    from amber.formats import safe_pickle  # only a folder with a _data.dat needs the unpickler
+
     if os.path.getsize(path) > safe_pickle.MAX_PICKLE:
         raise InvalidInput(f"'{path}' is too large to be a DeepFaceLab _data.dat")
     with open(path, "rb") as f:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from amber.formats import Detected, torch_zip
+from amber.formats import Detected
 from amber.formats.metadata.jsonfile import integer, number
 from amber.formats.metadata.weights import load_checkpoint, report_refused, torch_tensors
-from amber.formats.safe_pickle import TensorInfo
 from amber.formats.tensors import main_dtype
 
 MODEL_TYPE = "lightning"
@@ -81,6 +80,9 @@ def _scores(state: dict[str, Any], path: str, found: Detected) -> None:
 
 
 def _score(value: Any, path: str) -> float | None:
+    from amber.formats import torch_zip  # a checkpoint was loaded, so these are imported already
+    from amber.formats.safe_pickle import TensorInfo
+
     if isinstance(value, TensorInfo):
         return number(torch_zip.read_scalar(path, value))
     return number(value)

@@ -13,7 +13,7 @@ from typing import Any
 from amber.formats import Detected
 from amber.formats.metadata import lightning
 from amber.formats.metadata.weights import is_torch_zip, read_header, summarize
-from amber.formats.pickled import is_pickle
+from amber.formats.sniff import is_pickle
 
 EXTENSIONS = {
     ".safetensors": "safetensors",

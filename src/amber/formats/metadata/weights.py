@@ -13,14 +13,18 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amber.errors import InvalidInput
-from amber.formats import registry, torch_zip
 from amber.formats.regions import Malformed
-from amber.formats.safe_pickle import Loaded, TensorInfo
+from amber.formats.sniff import is_zip
 from amber.formats.tensors import Weights, main_dtype
-from amber.formats.zipmembers import is_zip, members
+
+if TYPE_CHECKING:
+    from amber.formats.safe_pickle import Loaded, TensorInfo
+
+# The parsers (and the safe unpickler) are imported by the functions that read a
+# file of their format, so a folder without such files never loads them.
 
 UNSAFE = "unsafe_pickles"
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "params", "weights")
@@ -49,6 +53,8 @@ def report_refused(metadata: dict[str, Any], refused: dict[str, list[str]]) -> N
 
 def read_header(path: str) -> Weights | None:
     """The tensor header of ``path`` (not for PyTorch checkpoints), or None if unreadable."""
+    from amber.formats import registry
+
     try:
         with open(path, "rb", buffering=1 << 16) as f:
             size = os.fstat(f.fileno()).st_size
@@ -62,6 +68,8 @@ def load_checkpoint(path: str) -> Loaded | None:
     """A zip-form PyTorch checkpoint's pickled object, or None if ``path`` is not one."""
     if not is_torch_zip(path):
         return None
+    from amber.formats import torch_zip
+
     try:
         return torch_zip.load(path)
     except InvalidInput:
@@ -102,6 +110,8 @@ def torch_tensors(value: Any) -> list[tuple[str, int]] | None:
 
 def state_dict(value: Any, depth: int = 0) -> list[TensorInfo] | None:
     """The tensors of the state dict inside a checkpoint object, if it has one."""
+    from amber.formats.safe_pickle import TensorInfo
+
     if isinstance(value, TensorInfo):
         return [value]
     if not isinstance(value, dict) or depth > 2:
@@ -122,6 +132,9 @@ def is_torch_zip(path: str) -> bool:
         with open(path, "rb") as f:
             if not is_zip(f.read(4)):
                 return False
+            from amber.formats import torch_zip
+            from amber.formats.zipmembers import members
+
             return torch_zip.find_pickle(members(f, os.fstat(f.fileno()).st_size)) is not None
     except (OSError, Malformed):
         return False
