@@ -42,9 +42,9 @@ def test_a_delta_that_keeps_losing_is_not_tried_again_for_a_while(
     read_as_base: list[str] = []
     real_get_whole = ObjectStore.get_whole
 
-    def spy(self: ObjectStore, oid: str) -> bytes:
+    def spy(self: ObjectStore, oid: str, *, scratch: bool = False) -> codecs.Buffer:
         read_as_base.append(oid)
-        return real_get_whole(self, oid)
+        return real_get_whole(self, oid, scratch=scratch)
 
     monkeypatch.setattr(ObjectStore, "get_whole", spy)
     model = work / "model"

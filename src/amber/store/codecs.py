@@ -87,67 +87,94 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return dec
 
 
-def group_bytes(raw: Buffer, itemsize: int) -> bytes:
+SCRATCH_MAX = 4 << 20  # the largest piece Amber cuts; a bigger buffer is not kept
+
+
+def scratch(name: str, size: int) -> memoryview:
+    """A per-thread buffer of ``size`` bytes, reused by every call with this name.
+
+    Encoding a chunk makes several chunk-sized intermediates; fresh ones cost
+    the kernel a page fault per 4 KiB (a large share of a snapshot's CPU). What
+    a scratch buffer holds is dead by the time the same thread asks for it again.
+    """
+    buf: bytearray | None = getattr(_local, name, None)
+    if buf is None or len(buf) < size:
+        buf = bytearray(size)
+        if size <= SCRATCH_MAX:
+            setattr(_local, name, buf)
+    return memoryview(buf)[:size]
+
+
+def group_bytes(raw: Buffer, itemsize: int, out: memoryview | None = None) -> Buffer:
     """Byte planes: all first bytes of the elements, then all second bytes, ...
 
-    A trailing part shorter than one element is appended unchanged.
+    A trailing part shorter than one element is appended unchanged. With
+    ``out`` (at least ``len(raw)`` bytes), the planes are written there.
     """
     import numpy as np
 
     whole = len(raw) - len(raw) % itemsize
-    arr = np.frombuffer(raw, dtype=np.uint8, count=whole)
-    planes = arr.reshape(-1, itemsize).T.tobytes()  # numpy copies without holding the GIL
-    return planes + bytes(raw[whole:]) if whole < len(raw) else planes
+    elems = np.frombuffer(raw, dtype=np.uint8, count=whole).reshape(-1, itemsize)
+    if out is None:
+        planes = elems.T.tobytes()  # numpy copies without holding the GIL
+        return planes + bytes(raw[whole:]) if whole < len(raw) else planes
+    dst = np.frombuffer(out, dtype=np.uint8, count=whole).reshape(itemsize, -1)
+    for i in range(itemsize):
+        dst[i] = elems[:, i]
+    out[whole : len(raw)] = raw[whole:]
+    return out[: len(raw)]
 
 
-# The functions below fill a new bytearray through a numpy view of it rather than
-# returning ndarray.tobytes(): that would be one more copy of every chunk, made
-# while holding the GIL, which keeps the other workers waiting.
+# The functions below fill a bytearray (or ``out``) through a numpy view of it
+# rather than returning ndarray.tobytes(): that would be one more copy of every
+# chunk, made while holding the GIL, which keeps the other workers waiting.
 
 
-def ungroup_bytes(data: Buffer, itemsize: int) -> bytearray:
+def ungroup_bytes(data: Buffer, itemsize: int, out: memoryview | None = None) -> bytearray | memoryview:
     import numpy as np
 
     whole = len(data) - len(data) % itemsize
     planes = np.frombuffer(data, dtype=np.uint8, count=whole).reshape(itemsize, -1)
-    out = bytearray(len(data))
-    elems = np.frombuffer(out, dtype=np.uint8, count=whole).reshape(-1, itemsize)
+    dest: bytearray | memoryview = bytearray(len(data)) if out is None else out[: len(data)]
+    elems = np.frombuffer(dest, dtype=np.uint8, count=whole).reshape(-1, itemsize)
     for i in range(itemsize):  # one plane per column: ~3x faster than a transposed copy
         elems[:, i] = planes[i]
-    out[whole:] = data[whole:]
-    return out
+    dest[whole:] = data[whole:]
+    return dest
 
 
-def xor(a: Buffer, b: Buffer) -> bytearray:
+def xor(a: Buffer, b: Buffer, out: memoryview | None = None) -> bytearray | memoryview:
     import numpy as np
 
-    out = bytearray(len(a))
+    dest: bytearray | memoryview = bytearray(len(a)) if out is None else out[: len(a)]
     kind = np.uint64 if len(a) % 8 == 0 else np.uint8
-    np.bitwise_xor(np.frombuffer(a, dtype=kind), np.frombuffer(b, dtype=kind), out=np.frombuffer(out, dtype=kind))
-    return out
+    np.bitwise_xor(np.frombuffer(a, dtype=kind), np.frombuffer(b, dtype=kind), out=np.frombuffer(dest, dtype=kind))
+    return dest
 
 
-def subtract(a: Buffer, b: Buffer, itemsize: int) -> bytearray:
+def subtract(a: Buffer, b: Buffer, itemsize: int, out: memoryview | None = None) -> bytearray | memoryview:
     """Elementwise ``a − b`` modulo 2^(8·itemsize), little-endian; a partial last element is XORed."""
-    return _elementwise(a, b, itemsize, add=False)
+    return _elementwise(a, b, itemsize, add=False, out=out)
 
 
-def add(a: Buffer, b: Buffer, itemsize: int) -> bytearray:
+def add(a: Buffer, b: Buffer, itemsize: int) -> bytearray | memoryview:
     """The inverse of :func:`subtract`: ``add(subtract(a, b), b) == a``."""
     return _elementwise(a, b, itemsize, add=True)
 
 
-def _elementwise(a: Buffer, b: Buffer, itemsize: int, *, add: bool) -> bytearray:
+def _elementwise(
+    a: Buffer, b: Buffer, itemsize: int, *, add: bool, out: memoryview | None = None
+) -> bytearray | memoryview:
     import numpy as np
 
     whole = len(a) - len(a) % itemsize
     kind = np.dtype(_UNSIGNED[itemsize])
     x = np.frombuffer(a, dtype=kind, count=whole // itemsize)
     y = np.frombuffer(b, dtype=kind, count=whole // itemsize)
-    out = bytearray(len(a))
-    (np.add if add else np.subtract)(x, y, out=np.frombuffer(out, dtype=kind, count=whole // itemsize))
-    out[whole:] = xor(memoryview(a)[whole:], memoryview(b)[whole:])
-    return out
+    dest: bytearray | memoryview = bytearray(len(a)) if out is None else out[: len(a)]
+    (np.add if add else np.subtract)(x, y, out=np.frombuffer(dest, dtype=kind, count=whole // itemsize))
+    dest[whole:] = xor(memoryview(a)[whole:], memoryview(b)[whole:])
+    return dest
 
 
 def _sample(data: Buffer) -> Buffer:
@@ -160,15 +187,17 @@ def _sample(data: Buffer) -> Buffer:
 
 
 def _float_payload(data: Buffer, itemsize: int) -> bytes:
-    return _compressor("float").compress(group_bytes(data, itemsize))
+    return _compressor("float").compress(group_bytes(data, itemsize, out=scratch("group", len(data))))
 
 
 def _delta_parts(kind: int, itemsize: int, size: int, base_id: str, payload: bytes) -> list[bytes]:
     return [HEADER.pack(MAGIC, kind, itemsize, 0, size), bytes.fromhex(base_id), payload]
 
 
-def _difference(kind: int, raw: Buffer, base: Buffer, itemsize: int) -> bytearray:
-    return xor(raw, base) if kind == XOR_DELTA else subtract(raw, base, itemsize)
+def _difference(
+    kind: int, raw: Buffer, base: Buffer, itemsize: int, out: memoryview | None = None
+) -> bytearray | memoryview:
+    return xor(raw, base, out) if kind == XOR_DELTA else subtract(raw, base, itemsize, out)
 
 
 def encode_delta(
@@ -190,7 +219,7 @@ def encode_delta(
     kind = min(sizes, key=lambda k: sizes[k])
     if len(_float_payload(s_raw, itemsize)) < sizes[kind]:
         return encode(raw, itemsize)
-    payload = _float_payload(_difference(kind, raw, base, itemsize), itemsize)
+    payload = _float_payload(_difference(kind, raw, base, itemsize, scratch("diff", len(raw))), itemsize)
     delta = _delta_parts(kind, itemsize, len(raw), base_id, payload)
     stored = len(payload) + HEADER.size + BASE_SIZE
     if len(payload) < len(raw) * _DELTA_ACCEPT or (base_stored is not None and stored < base_stored * 0.97):
@@ -240,11 +269,14 @@ def base_of(blob: bytes) -> str | None:
     return blob[HEADER.size : HEADER.size + BASE_SIZE].hex()
 
 
-def decode(blob: bytes, base: Buffer | None = None) -> bytes | bytearray:
-    """The raw bytes of an encoded chunk; a delta chunk needs its base's raw bytes."""
+def decode(blob: bytes, base: Buffer | None = None, out: memoryview | None = None) -> Buffer:
+    """The raw bytes of an encoded chunk; a delta chunk needs its base's raw bytes.
+
+    With ``out``, a grouped chunk is ungrouped into it (the result is a view of it).
+    """
     codec, itemsize, size = read_header(blob)
     body = memoryview(blob)[HEADER.size + (BASE_SIZE if codec in DELTAS else 0) :]
-    raw: bytes | bytearray
+    raw: Buffer
     if codec == RAW:
         raw = bytes(body)
     else:
@@ -257,7 +289,7 @@ def decode(blob: bytes, base: Buffer | None = None) -> bytes | bytearray:
         if len(raw) != size:
             raise Corruption(f"chunk decodes to {len(raw)} bytes, header says {size}")
         if codec != ZSTD:
-            raw = ungroup_bytes(raw, itemsize)
+            raw = ungroup_bytes(raw, itemsize, out if codec == GROUPED else None)
         if codec in DELTAS:
             if base is None or len(base) != size:
                 raise Corruption("delta chunk's base is missing or has the wrong size")

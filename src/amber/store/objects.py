@@ -76,7 +76,8 @@ class ObjectStore:
         coded = None
         if base is not None and itemsize:
             try:
-                coded = codecs.encode_delta(raw, itemsize, base, self.get_whole(base), self.stored_size(base))
+                base_raw = self.get_whole(base, scratch=True)
+                coded = codecs.encode_delta(raw, itemsize, base, base_raw, self.stored_size(base))
             except (ObjectMissing, Corruption, FileNotFoundError):
                 coded = None
         codec, parts = coded or codecs.encode(raw, itemsize)
@@ -125,7 +126,8 @@ class ObjectStore:
             base = codecs.base_of(blob)
             if base == oid:
                 raise Corruption("it names itself as its delta base")
-            raw = codecs.decode(blob, self.get_whole(base) if base else None)
+            decoded = codecs.decode(blob, self.get_whole(base, scratch=True) if base else None)
+            raw = bytes(decoded) if isinstance(decoded, memoryview) else decoded  # never a view without out=
         except Corruption as exc:
             if exc.message.startswith("object "):
                 raise
@@ -134,12 +136,17 @@ class ObjectStore:
             raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash", hint=_DAMAGE_HINT)
         return raw
 
-    def get_whole(self, oid: str) -> bytes | bytearray:
-        """The raw bytes of a delta base, which must itself be a whole chunk."""
+    def get_whole(self, oid: str, *, scratch: bool = False) -> codecs.Buffer:
+        """The raw bytes of a delta base, which must itself be a whole chunk.
+
+        ``scratch``: decode into this thread's reusable buffer; the bytes are
+        valid only until the thread decodes the next base that way.
+        """
         blob = self.read_encoded(oid)
         if codecs.base_of(blob) is not None:
             raise Corruption(f"object {oid[:16]} is a delta base but is itself a delta")
-        raw = codecs.decode(blob)
+        size = codecs.read_header(blob)[2]
+        raw = codecs.decode(blob, out=codecs.scratch("base", size) if scratch else None)
         if blake3.blake3(raw).hexdigest() != oid:
             raise Corruption(f"object {oid[:16]} is damaged: its bytes no longer match their hash", hint=_DAMAGE_HINT)
         return raw
