@@ -199,7 +199,7 @@ def _put(ctx: Context, batch: _Batch, out: _Out, oid: str, size: int, offset: in
     try:
         if batch.stop.is_set():
             return out
-        data = ctx.store.get(oid)
+        data = ctx.store.get(oid, scratch=True)  # written below, before this thread decodes again
         if len(data) != size:
             raise Corruption(f"object {oid[:16]} holds {len(data)} bytes where its file expects {size}")
         if batch.stop.is_set():

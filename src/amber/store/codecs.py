@@ -157,9 +157,9 @@ def subtract(a: Buffer, b: Buffer, itemsize: int, out: memoryview | None = None)
     return _elementwise(a, b, itemsize, add=False, out=out)
 
 
-def add(a: Buffer, b: Buffer, itemsize: int) -> bytearray | memoryview:
+def add(a: Buffer, b: Buffer, itemsize: int, out: memoryview | None = None) -> bytearray | memoryview:
     """The inverse of :func:`subtract`: ``add(subtract(a, b), b) == a``."""
-    return _elementwise(a, b, itemsize, add=True)
+    return _elementwise(a, b, itemsize, add=True, out=out)
 
 
 def _elementwise(
@@ -272,7 +272,8 @@ def base_of(blob: bytes) -> str | None:
 def decode(blob: bytes, base: Buffer | None = None, out: memoryview | None = None) -> Buffer:
     """The raw bytes of an encoded chunk; a delta chunk needs its base's raw bytes.
 
-    With ``out``, a grouped chunk is ungrouped into it (the result is a view of it).
+    With ``out``, a grouped or delta chunk is decoded into it (the result is a
+    view of it; a delta's planes pass through this thread's "planes" scratch).
     """
     codec, itemsize, size = read_header(blob)
     body = memoryview(blob)[HEADER.size + (BASE_SIZE if codec in DELTAS else 0) :]
@@ -288,12 +289,13 @@ def decode(blob: bytes, base: Buffer | None = None, out: memoryview | None = Non
             raise Corruption(f"chunk does not decompress: {exc}") from None
         if len(raw) != size:
             raise Corruption(f"chunk decodes to {len(raw)} bytes, header says {size}")
-        if codec != ZSTD:
-            raw = ungroup_bytes(raw, itemsize, out if codec == GROUPED else None)
-        if codec in DELTAS:
+        if codec == GROUPED:
+            raw = ungroup_bytes(raw, itemsize, out)
+        elif codec in DELTAS:
             if base is None or len(base) != size:
                 raise Corruption("delta chunk's base is missing or has the wrong size")
-            raw = xor(raw, base) if codec == XOR_DELTA else add(raw, base, itemsize)
+            planes = ungroup_bytes(raw, itemsize, None if out is None else scratch("planes", size))
+            raw = xor(planes, base, out) if codec == XOR_DELTA else add(planes, base, itemsize, out)
     if len(raw) != size:
         raise Corruption(f"chunk decodes to {len(raw)} bytes, header says {size}")
     return raw

@@ -21,6 +21,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import overload
 
 import blake3
 
@@ -119,15 +120,24 @@ class ObjectStore:
         except FileNotFoundError:
             raise ObjectMissing(oid) from None
 
-    def get(self, oid: str) -> bytes | bytearray:
-        """The raw bytes of ``oid``, checked against their hash."""
+    @overload
+    def get(self, oid: str) -> bytes | bytearray: ...
+    @overload
+    def get(self, oid: str, *, scratch: bool) -> codecs.Buffer: ...
+
+    def get(self, oid: str, *, scratch: bool = False) -> codecs.Buffer:
+        """The raw bytes of ``oid``, checked against their hash.
+
+        ``scratch``: decode into this thread's reusable buffer; the bytes are
+        valid only until the thread's next ``get(..., scratch=True)``.
+        """
         blob = self.read_encoded(oid)
         try:
             base = codecs.base_of(blob)
             if base == oid:
                 raise Corruption("it names itself as its delta base")
-            decoded = codecs.decode(blob, self.get_whole(base, scratch=True) if base else None)
-            raw = bytes(decoded) if isinstance(decoded, memoryview) else decoded  # never a view without out=
+            out = codecs.scratch("chunk", codecs.read_header(blob)[2]) if scratch else None
+            raw = codecs.decode(blob, self.get_whole(base, scratch=True) if base else None, out)
         except Corruption as exc:
             if exc.message.startswith("object "):
                 raise
