@@ -82,6 +82,15 @@ def unplanes(data: bytes, itemsize: int) -> bytes:
     return arr.reshape(itemsize, -1).T.tobytes()
 
 
+AMBER_CODEC = "amber tensor codec (grouping + fast-strategy zstd)"
+
+
+def _amber_encode(data: bytes, itemsize: int) -> bytes:
+    from amber.store import codecs
+
+    return b"".join(codecs.encode(data, itemsize)[1])
+
+
 def cpu_limits(pieces: Sequence[tuple[bytes, int]]) -> dict[str, dict[str, float]]:
     """MB/s for each building block, on 1 and 2 threads, plus compression ratios."""
     raw = sum(len(p) for p, _ in pieces)
@@ -93,6 +102,7 @@ def cpu_limits(pieces: Sequence[tuple[bytes, int]]) -> dict[str, dict[str, float
         "byte ungrouping": lambda d, i: unplanes(d, i),
         "grouping + zstd-1": lambda d, i: _zstd(1).compress(planes(d, i)),
         "grouping + zstd-3": lambda d, i: _zstd(3).compress(planes(d, i)),
+        AMBER_CODEC: lambda d, i: _amber_encode(d, i),
     }
     out: dict[str, dict[str, float]] = {}
     for name, fn in jobs.items():
@@ -102,6 +112,7 @@ def cpu_limits(pieces: Sequence[tuple[bytes, int]]) -> dict[str, dict[str, float
         ("zstd-3", jobs["zstd-3"]),
         ("grouping + zstd-1", jobs["grouping + zstd-1"]),
         ("grouping + zstd-3", jobs["grouping + zstd-3"]),
+        (AMBER_CODEC, jobs[AMBER_CODEC]),
     ):
         out[name]["ratio"] = sum(len(fn(p, i)) for p, i in pieces) / raw  # type: ignore[arg-type]
     packed = [(zstandard.ZstdCompressor(level=1).compress(planes(p, i)), len(p)) for p, i in pieces]

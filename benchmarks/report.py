@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import limits
+
 MB = 1e6
 GOAL_UNCHANGED_SPEEDUP = 20.0  # re-snapshot of an unchanged folder, vs cp -a + sync
 GOAL_FIRST_RATIO = 2.0  # first snapshot time / cp time, at most
@@ -154,7 +156,7 @@ def floors(res: dict[str, Any]) -> dict[str, float]:
     disk = max(cp_rate, *(max(r) for r in lim["disk"].values())) * MB
     mix = res["repository"]["codecs"]
     rate = {
-        "grouped-zstd": cpu["grouping + zstd-1"]["mbps_1t"],
+        "grouped-zstd": cpu.get(limits.AMBER_CODEC, cpu["grouping + zstd-1"])["mbps_1t"],
         "zstd": cpu["zstd-3"]["mbps_1t"],
         "raw": cpu["zstd-3"]["mbps_1t"],
     }

@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -48,9 +49,17 @@ def patch(variant: str) -> None:
     if variant == "xor-only":
         codecs.DELTAS = (codecs.XOR_DELTA,)  # encode_delta tries the kinds listed here
     if variant == "zstd-level-1":
-        level1 = zstandard.ZstdCompressor(level=1)
+        local = threading.local()  # a ZstdCompressor must not be shared between threads
         compressor = codecs._compressor
-        codecs._compressor = lambda kind: level1 if kind == "float" else compressor(kind)
+
+        def level1(kind: str) -> zstandard.ZstdCompressor:
+            if kind != "float":
+                return compressor(kind)
+            if not hasattr(local, "c"):
+                local.c = zstandard.ZstdCompressor(level=1)
+            return local.c
+
+        codecs._compressor = level1
     if variant == "retry-always":
         chunking.BasePicker.RETRY_EVERY = 1
     if variant == "keyframe-8":
