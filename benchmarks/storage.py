@@ -12,8 +12,9 @@ One run:
 2. stores each sequence, in order, with every tool into a fresh repository,
    and measures stored/raw, snapshot MB/s (raw bytes / total time), the
    restore time of the newest, the second newest and the oldest version
-   (with Amber's keyframe every 8 versions, the second newest of ten is the
-   deepest delta, while the newest and the oldest are whole), and peak RSS; each
+   (with Amber's keyframe every 4 versions, v1 and v6 of ten are whole and the
+   others are deltas against them: the newest and the second newest decode a
+   delta, the oldest does not), and peak RSS; each
    step is its own process, timed whole (Amber's also reports its API call);
 3. for Amber also: re-snapshotting an unchanged folder, snapshotting an
    identical copy (new files, equal content), and where its stored bytes went

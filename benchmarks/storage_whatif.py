@@ -3,8 +3,8 @@
     python benchmarks/storage_whatif.py SEQUENCE_DIR VARIANT      (prints JSON; one variant per process)
 
 Each run stores the whole sequence in a fresh repository through the Python
-API, then exports the second newest version (Amber's deepest delta with a
-keyframe every 8). Only this process is patched; src/ is untouched.
+API, then exports the second newest version (a delta with Amber's keyframe
+every 4). Only this process is patched; src/ is untouched.
 
 Variants (each undoes or changes one choice, so its row shows what that choice is worth):
 

@@ -42,9 +42,9 @@ def test_a_delta_that_keeps_losing_is_not_tried_again_for_a_while(
     read_as_base: list[str] = []
     real_get_whole = ObjectStore.get_whole
 
-    def spy(self: ObjectStore, oid: str, *, scratch: bool = False) -> codecs.Buffer:
+    def spy(self: ObjectStore, oid: str, **kw: bool) -> codecs.Buffer:
         read_as_base.append(oid)
-        return real_get_whole(self, oid, scratch=scratch)
+        return real_get_whole(self, oid, **kw)
 
     monkeypatch.setattr(ObjectStore, "get_whole", spy)
     model = work / "model"
@@ -97,3 +97,32 @@ def test_a_newer_catalog_is_refused_by_name(work: Path) -> None:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(amber.AmberError, match="newer than this Amber knows"):
         amber.Repo(work)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "decodes to other bytes"])
+def test_a_damaged_base_is_named_when_a_delta_version_is_read(repo: amber.Repo, work: Path, damage: str) -> None:
+    rng = np.random.default_rng(2)
+    w = (rng.standard_normal(N) * 0.02).astype(np.float32)
+    model = work / "model"
+    write(model, w, w)
+    repo.snapshot(str(model), model="m")
+    write(model, (w + np.float32(1e-6)).astype(np.float32), w)
+    repo.snapshot(str(model), model="m")
+    delta = chunk_of(repo, "m:v2", "w.npy")
+    base = chunk_of(repo, "m:v1", "w.npy")
+    assert rows(work)[delta][0] in codecs.DELTAS
+    path = work / ".amber" / "objects" / base[:2] / base
+    path.chmod(0o644)
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    else:  # a well-formed chunk of the right size holding other floats: only the hash can tell
+        other = (rng.standard_normal(N) * 0.02).astype(np.float32).tobytes()
+        path.write_bytes(b"".join(codecs.encode(other[: rows_raw(work, base)], 4)[1]))
+    with pytest.raises(amber.AmberError, match=f"object {base[:16]} is damaged"):
+        repo.export("m:v2", work / "out")
+    assert not (work / "out").exists()
+
+
+def rows_raw(work: Path, oid: str) -> int:
+    with sqlite3.connect(work / ".amber" / "catalog.db") as db:
+        return int(db.execute("SELECT raw_size FROM chunks WHERE id = ?", (oid,)).fetchone()[0])
