@@ -49,6 +49,7 @@ class ObjectStore:
         self._dirty: set[str] = set()
         self._written: list[str] = []
         self._dirty_lock = threading.Lock()
+        self._shards: set[str] = set()  # shard folders known to exist
 
     def path(self, oid: str) -> str:
         return os.path.join(self.root, oid[:2], oid)
@@ -83,9 +84,15 @@ class ObjectStore:
                 coded = None
         codec, parts = coded or codecs.encode(raw, itemsize)
         folder = os.path.join(self.root, oid[:2])
-        os.makedirs(folder, exist_ok=True)
+        if folder not in self._shards:  # a stat per object adds up over thousands of chunks
+            os.makedirs(folder, exist_ok=True)
+            self._shards.add(folder)
         path = self.path(oid)
-        stored = write_atomic(path, parts, durable=False)
+        try:
+            stored = write_atomic(path, parts, durable=False)
+        except FileNotFoundError:  # the shard folder was removed behind our back
+            os.makedirs(folder, exist_ok=True)
+            stored = write_atomic(path, parts, durable=False)
         with self._dirty_lock:
             self._dirty.add(folder)
             self._written.append(path)
