@@ -126,3 +126,30 @@ def test_a_damaged_base_is_named_when_a_delta_version_is_read(repo: amber.Repo, 
 def rows_raw(work: Path, oid: str) -> int:
     with sqlite3.connect(work / ".amber" / "catalog.db") as db:
         return int(db.execute("SELECT raw_size FROM chunks WHERE id = ?", (oid,)).fetchone()[0])
+
+
+def test_a_damaged_size_in_a_header_does_not_size_a_buffer(
+    repo: amber.Repo, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal(N) * 0.02).astype(np.float32)
+    model = work / "model"
+    write(model, w, w)
+    repo.snapshot(str(model), model="m")
+    oid = chunk_of(repo, "m:v1", "w.npy")
+    path = work / ".amber" / "objects" / oid[:2] / oid
+    path.chmod(0o644)
+    blob = bytearray(path.read_bytes())
+    blob[8:16] = ((1 << 30) - 1).to_bytes(8, "little")  # raw size: just under the 1 GiB sanity cap
+    path.write_bytes(bytes(blob))
+    asked: list[int] = []
+    real = codecs.scratch
+
+    def scratch(name: str, size: int) -> memoryview:
+        asked.append(size)
+        return real(name, size)
+
+    monkeypatch.setattr(codecs, "scratch", scratch)
+    with pytest.raises(amber.AmberError, match=f"object {oid[:16]} is damaged"):
+        repo.export("m:v1", work / "out")
+    assert asked and max(asked) <= codecs.SCRATCH_MAX

@@ -9,6 +9,7 @@ folder behind and closes every file it opened.
 from __future__ import annotations
 
 import os
+import resource
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -166,6 +167,24 @@ def test_open_files_stay_few(repo: amber.Repo, work: Path, monkeypatch: pytest.M
     repo.export(v.ref, work / "out")
     assert tree_bytes(work / "out") == tree_bytes(folder)
     assert 1 <= most[0] <= 2 * workers + 2
+
+
+def test_a_run_of_empty_files_keeps_few_files_open(repo: amber.Repo, work: Path) -> None:
+    """Empty files have no chunk to wait on, but each still holds a descriptor until fsynced."""
+    folder = work / "empties"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"e{i:03}").write_bytes(b"")
+    (folder / "zz-data.bin").write_bytes(np.random.default_rng(6).bytes(100_000))
+    v = repo.snapshot(folder, model="empties")
+    repo._ctx.workers = 2
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(open_fds()) + 40, hard))  # 300 at once would fail
+    try:
+        repo.export(v.ref, work / "out")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert tree_bytes(work / "out") == tree_bytes(folder)
 
 
 def _count_writes(repo: amber.Repo, work: Path, monkeypatch: pytest.MonkeyPatch) -> int:

@@ -169,6 +169,8 @@ def _write_files(ctx: Context, files: Iterable[tuple[str, FileEntry]]) -> None:
 
     try:
         for path, entry in files:
+            while len(chunks) + len(syncs) >= window:  # before opening: empty files hold fds too
+                reap()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             out = _Out(fd, entry.mode, len(entry.chunks))
             outs.append(out)

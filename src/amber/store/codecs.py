@@ -294,7 +294,7 @@ def decode(blob: bytes, base: Buffer | None = None, out: memoryview | None = Non
         elif codec in DELTAS:
             if base is None or len(base) != size:
                 raise Corruption("delta chunk's base is missing or has the wrong size")
-            planes = ungroup_bytes(raw, itemsize, None if out is None else scratch("planes", size))
+            planes = ungroup_bytes(raw, itemsize, None if out is None else scratch("planes", len(raw)))
             raw = xor(planes, base, out) if codec == XOR_DELTA else add(planes, base, itemsize, out)
     if len(raw) != size:
         raise Corruption(f"chunk decodes to {len(raw)} bytes, header says {size}")

@@ -143,7 +143,8 @@ class ObjectStore:
             base = codecs.base_of(blob)
             if base == oid:
                 raise Corruption("it names itself as its delta base")
-            out = codecs.scratch("chunk", codecs.read_header(blob)[2]) if scratch else None
+            size = codecs.read_header(blob)[2]
+            out = codecs.scratch("chunk", size) if scratch and size <= codecs.SCRATCH_MAX else None
             # The base's own hash check can wait: a wrong base cannot give bytes
             # that hash to ``oid``, so the check below covers both objects.
             raw = codecs.decode(blob, self.get_whole(base, scratch=True, check=False) if base else None, out)
@@ -170,7 +171,8 @@ class ObjectStore:
             raise Corruption(f"object {oid[:16]} is a delta base but is itself a delta")
         try:
             size = codecs.read_header(blob)[2]
-            raw = codecs.decode(blob, out=codecs.scratch("base", size) if scratch else None)
+            use = scratch and size <= codecs.SCRATCH_MAX  # a damaged header must not size a buffer
+            raw = codecs.decode(blob, out=codecs.scratch("base", size) if use else None)
         except Corruption as exc:
             raise Corruption(f"object {oid[:16]} is damaged: {exc.message}", hint=_DAMAGE_HINT) from None
         if check and blake3.blake3(raw).hexdigest() != oid:
