@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 MAGIC = b"AMB1"
 HEADER = struct.Struct("<4sBBHQ")
 RAW, ZSTD, GROUPED, XOR_DELTA, SUB_DELTA = 0, 1, 2, 3, 4
-DELTA = XOR_DELTA  # the name repositories written before SUB_DELTA knew
 DELTAS = (XOR_DELTA, SUB_DELTA)
 CODEC_NAMES = {RAW: "raw", ZSTD: "zstd", GROUPED: "grouped-zstd", XOR_DELTA: "xor-delta", SUB_DELTA: "sub-delta"}
 BASE_SIZE = 32
