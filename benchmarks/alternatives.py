@@ -12,7 +12,6 @@ Prints MB/s of input and size ratios.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import shutil
 import sys
@@ -127,16 +126,6 @@ def grouping(pieces: Sequence[tuple[bytes, int]], tries: int) -> None:
         print(f"  {name:<44} {rate:7,.0f} MB/s")
 
 
-def _syncfs(path: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if libc.syncfs(fd) != 0:
-            raise OSError(ctypes.get_errno(), "syncfs")
-    finally:
-        os.close(fd)
-
-
 def _objects(folder: str, data: Sequence[bytes], total: int, how: str) -> float:
     """Write ``total`` bytes as 4 MiB objects (temp, write, rename), made durable ``how``."""
     shutil.rmtree(folder, ignore_errors=True)
@@ -161,7 +150,7 @@ def _objects(folder: str, data: Sequence[bytes], total: int, how: str) -> float:
         os.fsync(fd)
         os.close(fd)
     if how == "one syncfs at the end":
-        _syncfs(folder)
+        limits.syncfs(folder)
     dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     os.fsync(dfd)
     os.close(dfd)

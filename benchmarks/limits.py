@@ -196,3 +196,16 @@ def _write_many(folder: str, data: Sequence[bytes], total: int, size: int) -> fl
         os.unlink(os.path.join(folder, name))
     os.rmdir(folder)
     return written / seconds / 1e6
+
+
+def syncfs(path: str) -> None:
+    """syncfs(2) of the filesystem holding ``path``; raises if the kernel refuses."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if libc.syncfs(fd) != 0:
+            raise OSError(ctypes.get_errno(), "syncfs failed")
+    finally:
+        os.close(fd)

@@ -26,7 +26,6 @@ Variants (the names Amber's internals have today; a missing one is reported):
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import shutil
@@ -41,6 +40,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import limits  # noqa: E402
 import modelgen  # noqa: E402
 
 VARIANTS = ("as-is", "workers=4", "syncfs", "window=16", "fast-ungroup", "pwrite", "ungroup+pwrite", "all")
@@ -114,16 +114,6 @@ def _windowed_write_file(ctx: Any, pool: Any, path: str, entry: Any) -> None:
         os.close(fd)
 
 
-def _syncfs(path: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if libc.syncfs(fd) != 0:
-            raise OSError(ctypes.get_errno(), "syncfs failed")
-    finally:
-        os.close(fd)
-
-
 def patch(variant: str) -> None:
     """Apply ``variant`` to the Amber modules of this process."""
     import amber.ops.materialize as materialize
@@ -161,7 +151,7 @@ def patch(variant: str) -> None:
         sync = objects.ObjectStore.sync
 
         def store_sync(self: Any) -> None:
-            _syncfs(self.root)
+            limits.syncfs(self.root)
             sync(self)
 
         objects.ObjectStore.sync = store_sync  # type: ignore[method-assign]
@@ -169,7 +159,7 @@ def patch(variant: str) -> None:
 
         def materialize_then_syncfs(ctx: Any, root: str, entries: Any, dest: str) -> None:
             inner(ctx, root, entries, dest)
-            _syncfs(os.path.dirname(dest))
+            limits.syncfs(os.path.dirname(dest))
 
         restore.materialize = materialize_then_syncfs
 

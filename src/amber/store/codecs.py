@@ -104,7 +104,7 @@ def scratch(name: str, size: int) -> memoryview:
     return memoryview(buf)[:size]
 
 
-def group_bytes(raw: Buffer, itemsize: int, out: memoryview | None = None) -> Buffer:
+def group_bytes(raw: Buffer, itemsize: int, out: memoryview | None = None) -> bytearray | memoryview:
     """Byte planes: all first bytes of the elements, then all second bytes, ...
 
     A trailing part shorter than one element is appended unchanged. With
@@ -114,14 +114,12 @@ def group_bytes(raw: Buffer, itemsize: int, out: memoryview | None = None) -> Bu
 
     whole = len(raw) - len(raw) % itemsize
     elems = np.frombuffer(raw, dtype=np.uint8, count=whole).reshape(-1, itemsize)
-    if out is None:
-        planes = elems.T.tobytes()  # numpy copies without holding the GIL
-        return planes + bytes(raw[whole:]) if whole < len(raw) else planes
-    dst = np.frombuffer(out, dtype=np.uint8, count=whole).reshape(itemsize, -1)
-    for i in range(itemsize):
-        dst[i] = elems[:, i]
-    out[whole : len(raw)] = raw[whole:]
-    return out[: len(raw)]
+    dest: bytearray | memoryview = bytearray(len(raw)) if out is None else out[: len(raw)]
+    planes = np.frombuffer(dest, dtype=np.uint8, count=whole).reshape(itemsize, -1)
+    for i in range(itemsize):  # numpy copies without holding the GIL
+        planes[i] = elems[:, i]
+    dest[whole:] = raw[whole:]
+    return dest
 
 
 # The functions below fill a bytearray (or ``out``) through a numpy view of it
